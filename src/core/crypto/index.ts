@@ -1,0 +1,22 @@
+/** The crypto suite a protocol endpoint runs with: primitives + KEM (both replaceable). */
+import type { Kem, Primitives } from './primitives.js';
+import { sodiumPrimitives } from './sodium-backend.js';
+import { mlKem768 } from './ml-kem.js';
+
+export type { Kem, KeyPair, Primitives } from './primitives.js';
+
+export interface CryptoSuite {
+  readonly prims: Primitives;
+  readonly kem: Kem;
+}
+
+export const defaultSuite: CryptoSuite = { prims: sodiumPrimitives, kem: mlKem768 };
+export { sodiumPrimitives, mlKem768 };
+
+/**
+ * Primitives whose randomBytes come from a caller-supplied stream: used for known-answer vectors and
+ * reproducible tests, never in production.
+ */
+export function withRandomSource(prims: Primitives, next: (n: number) => Uint8Array): Primitives {
+  return { ...prims, randomBytes: next };
+}

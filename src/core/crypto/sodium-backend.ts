@@ -1,0 +1,131 @@
+/**
+ * Default primitive backend (measured choice, see ../shared/reference/dependency-evaluation.md):
+ * sodium-native for the curve and AEAD work, node:crypto for SHA-256/HMAC, @noble/hashes for BLAKE3.
+ * sodium-native works on raw buffers, which also sidesteps the Node 20 KeyObject JWK-export deadlock.
+ */
+import { createHash, createHmac, randomFillSync } from 'node:crypto';
+import sodium from 'sodium-native';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { LpErrorCode, fail } from '../errors.js';
+import { isAllZero } from '../bytes.js';
+import type { KeyPair, Primitives } from './primitives.js';
+
+/** Zero-copy Buffer view of a Uint8Array (sodium-native's typings want Buffer). */
+function view(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+const contextCache = new Map<string, Uint8Array>();
+function contextBytes(context: string): Uint8Array {
+  let c = contextCache.get(context);
+  if (!c) {
+    c = new TextEncoder().encode(context);
+    contextCache.set(context, c);
+  }
+  return c;
+}
+
+export const sodiumPrimitives: Primitives = {
+  randomBytes(n) {
+    const out = Buffer.allocUnsafe(n);
+    randomFillSync(out);
+    return out;
+  },
+
+  x25519FromSecret(secret) {
+    if (secret.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'X25519 secret must be 32 bytes');
+    const publicKey = Buffer.alloc(32);
+    sodium.crypto_scalarmult_base(publicKey, view(secret));
+    return { publicKey, secretKey: Buffer.from(secret) };
+  },
+
+  x25519(secretKey, publicKey) {
+    if (secretKey.length !== 32 || publicKey.length !== 32) fail(LpErrorCode.BAD_DH, 'X25519 keys must be 32 bytes');
+    const out = Buffer.alloc(32);
+    try {
+      sodium.crypto_scalarmult(out, view(secretKey), view(publicKey));
+    } catch {
+      // libsodium refuses low-order points (all-zero output)
+      fail(LpErrorCode.BAD_DH, 'X25519 produced a low-order result');
+    }
+    if (isAllZero(out)) fail(LpErrorCode.BAD_DH, 'X25519 produced an all-zero result');
+    return out;
+  },
+
+  ed25519FromSeed(seed): KeyPair {
+    if (seed.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 seed must be 32 bytes');
+    const publicKey = Buffer.alloc(32);
+    const secretKey = Buffer.alloc(64);
+    sodium.crypto_sign_seed_keypair(publicKey, secretKey, view(seed));
+    return { publicKey, secretKey };
+  },
+
+  ed25519Sign(secretKey, message) {
+    const sig = Buffer.alloc(64);
+    sodium.crypto_sign_detached(sig, view(message), view(secretKey));
+    return sig;
+  },
+
+  ed25519Verify(publicKey, message, signature) {
+    if (publicKey.length !== 32 || signature.length !== 64) return false;
+    try {
+      return sodium.crypto_sign_verify_detached(view(signature), view(message), view(publicKey));
+    } catch {
+      return false;
+    }
+  },
+
+  ed25519PkToX25519(publicKey) {
+    if (publicKey.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 public key must be 32 bytes');
+    const out = Buffer.alloc(32);
+    try {
+      sodium.crypto_sign_ed25519_pk_to_curve25519(out, view(publicKey));
+    } catch {
+      fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 public key is not a valid point');
+    }
+    return out;
+  },
+
+  ed25519SkToX25519(secretKey) {
+    const out = Buffer.alloc(32);
+    sodium.crypto_sign_ed25519_sk_to_curve25519(out, view(secretKey));
+    return out;
+  },
+
+  aeadSeal(key, nonce, aad, plaintext) {
+    const out = Buffer.allocUnsafe(plaintext.length + 16);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, view(plaintext), aad.length ? view(aad) : null, null, view(nonce), view(key));
+    return out;
+  },
+
+  aeadOpen(key, nonce, aad, ciphertext) {
+    if (ciphertext.length < 16) return null;
+    const out = Buffer.allocUnsafe(ciphertext.length - 16);
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, view(ciphertext), aad.length ? view(aad) : null, view(nonce), view(key));
+    } catch {
+      return null;
+    }
+    return out;
+  },
+
+  sha256(data) {
+    return createHash('sha256').update(data).digest();
+  },
+
+  hmacSha256(key, data) {
+    return createHmac('sha256', key).update(data).digest();
+  },
+
+  blake3(data) {
+    return blake3(data);
+  },
+
+  blake3DeriveKey(context, keyMaterial) {
+    return blake3(keyMaterial, { context: contextBytes(context) });
+  },
+
+  zeroize(b) {
+    b.fill(0);
+  },
+};
