@@ -60,3 +60,8 @@ export function u64le(v: bigint): Uint8Array {
 export const utf8 = {
   encode: (s: string): Uint8Array => new TextEncoder().encode(s),
 };
+
+/** A real copy (Buffer#slice returns a view into the same memory). */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}

@@ -62,7 +62,7 @@ export const sodiumPrimitives: Primitives = {
 
   ed25519Sign(secretKey, message) {
     const sig = Buffer.alloc(64);
-    sodium.crypto_sign_detached(sig, view(message), view(secretKey));
+    sodium.crypto_sign_detached(sig, message, secretKey);
     return sig;
   },
 

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * lp-gateway traffic collector: a tc/tcx classifier that only counts.
+ *
+ * It never drops, redirects or modifies a packet: the only exit returns TC_ACT_UNSPEC (-1, = TCX_NEXT) so
+ * that later tc/tcx programs on the same hook still run (TC_ACT_OK would end the chain). Packet bytes are
+ * read only through bpf_skb_load_bytes_relative() (a copy onto the stack); the program never loads
+ * skb->data, so it holds no pointer through which it could write a packet. The loader's static safety check
+ * (src/collector/safety-check.ts) enforces all of this on the compiled object before every load.
+ *
+ * What is counted, and at which layer (see docs/COLLECTOR.md):
+ *  - l3_bytes:      the IP datagram length as stated in the IP header (IPv4 tot_len; IPv6 40 + payload_len),
+ *                   i.e. IP header + transport header + payload, no link-layer header. A GSO/GRO super-packet
+ *                   counts as one packet with its full length (what tcpdump shows on lo/veth).
+ *  - payload_bytes: the transport payload (l3_bytes - IP header - UDP header (8) / TCP header (doff*4)),
+ *                   i.e. exactly the bytes an application wrote (LP frames for TCP, LP packets for UDP).
+ *  - packets:       IP packets as seen at the hook.
+ * A packet is counted when its destination port (inbound = request) or, failing that, its source port
+ * (outbound = response) is in lpgw_ports. Flows are keyed with the gateway ("local") side first so that both
+ * directions of one connection share a key except for `dir`.
+ *
+ * LP receiver_index: UDP: the first 4 bytes of every datagram (u32 LE); TCP: bytes 4..8 of the first inbound
+ * payload segment of a flow (after the u32 BE frame length), remembered in the inbound flow entry and applied
+ * to every later payload-carrying segment of the connection in both directions. Per-index counters count
+ * only packets that carry payload and whose index is known. LRU eviction of a TCP flow forgets its index.
+ *
+ * Not parsed (counted in lpgw_stats[STAT_UNPARSED] only when the packet is IPv4/IPv6): IPv4 non-first
+ * fragments, IPv6 extension headers, truncated headers. VLAN tags are not followed.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define LPGW_PASS TC_ACT_UNSPEC /* -1 = TCX_NEXT: observe, let the chain continue */
+
+#define DIR_IN 0  /* request: destination port watched */
+#define DIR_OUT 1 /* response: source port watched */
+
+#define FLOW_F_INDEX_KNOWN 1u /* receiver_index holds a value */
+#define FLOW_F_INDEX_DONE 2u  /* TCP: first inbound payload segment already inspected */
+
+#define STAT_MATCHED 0        /* packets counted into lpgw_flows */
+#define STAT_FLOW_FAIL 1      /* flow entry could not be created */
+#define STAT_INDEX_FAIL 2     /* index entry could not be created */
+#define STAT_UNPARSED 3       /* IP packets whose ports could not be read */
+#define STAT_SLOTS 4
+
+/* 40 bytes; layout mirrored in src/collector/layout.ts. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d). */
+struct flow_key {
+	__u8 local_addr[16];  /* gateway side: the side whose port is watched */
+	__u8 remote_addr[16]; /* peer side */
+	__u16 local_port;     /* host byte order */
+	__u16 remote_port;    /* host byte order */
+	__u8 proto;           /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 dir;             /* DIR_IN / DIR_OUT */
+	__u8 family;          /* 4 or 6 */
+	__u8 pad;
+};
+
+/* 32 bytes. Counters only grow; user space computes per-window deltas. */
+struct flow_val {
+	__u64 packets;
+	__u64 l3_bytes;
+	__u64 payload_bytes;
+	__u32 receiver_index; /* TCP: from the first inbound payload segment; UDP: last datagram seen */
+	__u32 flags;          /* FLOW_F_* */
+};
+
+/* 8 bytes */
+struct index_key {
+	__u32 receiver_index;
+	__u8 dir;
+	__u8 proto;
+	__u16 pad;
+};
+
+/* 24 bytes */
+struct index_val {
+	__u64 packets;
+	__u64 l3_bytes;
+	__u64 payload_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* the loader overrides this with --max-flows */
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} lpgw_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct index_key);
+	__type(value, struct index_val);
+} lpgw_indexes SEC(".maps");
+
+/* Watched ports (host byte order); value unused (1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} lpgw_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lpgw_stats SEC(".maps");
+
+struct pkt_info {
+	__u32 l3_len;
+	__u32 payload_len;
+	__u32 payload_off; /* from the network header */
+};
+
+static __always_inline void stat_inc(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&lpgw_stats, &slot);
+	if (v)
+		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto, const struct pkt_info *pi)
+{
+	struct index_key ik = {};
+	struct index_val *iv;
+
+	ik.receiver_index = receiver_index;
+	ik.dir = dir;
+	ik.proto = proto;
+	iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+	if (!iv) {
+		struct index_val zero = {};
+		bpf_map_update_elem(&lpgw_indexes, &ik, &zero, BPF_NOEXIST);
+		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+		if (!iv) {
+			stat_inc(STAT_INDEX_FAIL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&iv->packets, 1);
+	__sync_fetch_and_add(&iv->l3_bytes, pi->l3_len);
+	__sync_fetch_and_add(&iv->payload_bytes, pi->payload_len);
+}
+
+static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, __u16 sport, __u16 dport,
+				    const struct pkt_info *pi)
+{
+	struct flow_val *fv;
+	__u8 addr_tmp[16];
+	__u32 rx_index = 0;
+	int has_index = 0;
+
+	/* Direction from the watched port; key with the gateway side first. Keys arrive as (src, dst). */
+	if (bpf_map_lookup_elem(&lpgw_ports, &dport)) {
+		k->dir = DIR_IN;
+		__builtin_memcpy(addr_tmp, k->local_addr, 16); /* local := dst, remote := src */
+		__builtin_memcpy(k->local_addr, k->remote_addr, 16);
+		__builtin_memcpy(k->remote_addr, addr_tmp, 16);
+		k->local_port = dport;
+		k->remote_port = sport;
+	} else if (bpf_map_lookup_elem(&lpgw_ports, &sport)) {
+		k->dir = DIR_OUT;
+		k->local_port = sport;
+		k->remote_port = dport;
+	} else {
+		return;
+	}
+	stat_inc(STAT_MATCHED);
+
+	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0. */
+	if (k->proto == IPPROTO_UDP && pi->payload_len >= 4) {
+		if (bpf_skb_load_bytes_relative(skb, pi->payload_off, &rx_index, 4, BPF_HDR_START_NET) == 0)
+			has_index = 1;
+	}
+
+	fv = bpf_map_lookup_elem(&lpgw_flows, k);
+	if (!fv) {
+		struct flow_val zero = {};
+		bpf_map_update_elem(&lpgw_flows, k, &zero, BPF_NOEXIST);
+		fv = bpf_map_lookup_elem(&lpgw_flows, k);
+		if (!fv) {
+			stat_inc(STAT_FLOW_FAIL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&fv->packets, 1);
+	__sync_fetch_and_add(&fv->l3_bytes, pi->l3_len);
+	__sync_fetch_and_add(&fv->payload_bytes, pi->payload_len);
+
+	if (k->proto == IPPROTO_UDP) {
+		if (has_index) {
+			fv->receiver_index = rx_index;
+			fv->flags |= FLOW_F_INDEX_KNOWN;
+		}
+	} else if (pi->payload_len > 0) {
+		if (k->dir == DIR_IN) {
+			/* TCP: the first inbound payload segment carries u32 BE length, then receiver_index LE. */
+			if (!(fv->flags & FLOW_F_INDEX_DONE)) {
+				if (pi->payload_len >= 8 &&
+				    bpf_skb_load_bytes_relative(skb, pi->payload_off + 4, &rx_index, 4, BPF_HDR_START_NET) == 0) {
+					fv->receiver_index = rx_index;
+					fv->flags |= FLOW_F_INDEX_KNOWN | FLOW_F_INDEX_DONE;
+				} else {
+					fv->flags |= FLOW_F_INDEX_DONE;
+				}
+			}
+			if (fv->flags & FLOW_F_INDEX_KNOWN) {
+				rx_index = fv->receiver_index;
+				has_index = 1;
+			}
+		} else {
+			/* Response: take the index from the connection's inbound entry (same key, dir = in). */
+			struct flow_val *in;
+			k->dir = DIR_IN;
+			in = bpf_map_lookup_elem(&lpgw_flows, k);
+			if (in && (in->flags & FLOW_F_INDEX_KNOWN)) {
+				rx_index = in->receiver_index;
+				has_index = 1;
+			}
+			k->dir = DIR_OUT;
+		}
+	}
+
+	if (has_index && pi->payload_len > 0)
+		index_add(rx_index, k->dir, k->proto, pi);
+}
+
+static __always_inline void count(struct __sk_buff *skb)
+{
+	struct flow_key k = {};
+	struct pkt_info pi = {};
+	__u8 l4proto;
+	__u32 l4_off;
+	__u16 ports[2];
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		__u32 ihl;
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+			goto unparsed;
+		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+			return;
+		if (ip.frag_off & bpf_htons(0x1fff)) /* non-first fragment: no ports */
+			goto unparsed;
+		ihl = (__u32)ip.ihl * 4;
+		if (ihl < 20)
+			goto unparsed;
+		pi.l3_len = bpf_ntohs(ip.tot_len);
+		if (pi.l3_len == 0) /* BIG TCP super-packet without a length: fall back to the skb */
+			pi.l3_len = skb->len;
+		l4proto = ip.protocol;
+		l4_off = ihl;
+		k.family = 4;
+		k.local_addr[10] = 0xff; /* IPv4-mapped; (src, dst) order here, account() swaps for inbound */
+		k.local_addr[11] = 0xff;
+		k.remote_addr[10] = 0xff;
+		k.remote_addr[11] = 0xff;
+		__builtin_memcpy(&k.local_addr[12], &ip.saddr, 4);
+		__builtin_memcpy(&k.remote_addr[12], &ip.daddr, 4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			goto unparsed;
+		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
+			return; /* extension headers are not followed */
+		pi.l3_len = 40 + (__u32)bpf_ntohs(ip6.payload_len);
+		if (pi.l3_len == 40) /* jumbogram / BIG TCP */
+			pi.l3_len = skb->len;
+		l4proto = ip6.nexthdr;
+		l4_off = 40;
+		k.family = 6;
+		__builtin_memcpy(k.local_addr, &ip6.saddr, 16);
+		__builtin_memcpy(k.remote_addr, &ip6.daddr, 16);
+	} else {
+		return;
+	}
+
+	if (bpf_skb_load_bytes_relative(skb, l4_off, ports, 4, BPF_HDR_START_NET))
+		goto unparsed;
+	if (l4proto == IPPROTO_TCP) {
+		__u8 doff_byte;
+		__u32 thl;
+		if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff_byte, 1, BPF_HDR_START_NET))
+			goto unparsed;
+		thl = (__u32)(doff_byte >> 4) * 4;
+		if (thl < 20)
+			goto unparsed;
+		pi.payload_off = l4_off + thl;
+	} else {
+		pi.payload_off = l4_off + 8;
+	}
+	pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
+	k.proto = l4proto;
+	account(skb, &k, bpf_ntohs(ports[0]), bpf_ntohs(ports[1]), &pi);
+	return;
+unparsed:
+	stat_inc(STAT_UNPARSED);
+}
+
+SEC("tc")
+int lpgw_collector(struct __sk_buff *skb)
+{
+	count(skb);
+	return LPGW_PASS;
+}
+
+char _license[] SEC("license") = "Apache-2.0";

@@ -1,0 +1,222 @@
+/**
+ * bincode 1.x legacy encoding (fixint little-endian, u64 lengths, u32 enum tags, 1-byte Option tag),
+ * as upstream's top-level bincode::serialize. Decoding is stricter than upstream: trailing bytes,
+ * bad bool/enum/Option tags, invalid UTF-8 and over-long lengths are typed errors.
+ */
+import { LpErrorCode, fail } from '../errors.js';
+
+export class BincodeWriter {
+  private buf: Uint8Array;
+  private dv: DataView;
+  private len = 0;
+
+  constructor(initialCapacity = 64) {
+    this.buf = new Uint8Array(initialCapacity);
+    this.dv = new DataView(this.buf.buffer);
+  }
+
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xff) fail(LpErrorCode.ENCODE_BAD_VALUE, `u8 out of range: ${v}`);
+    this.reserve(1);
+    this.buf[this.len++] = v;
+    return this;
+  }
+
+  u16(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) fail(LpErrorCode.ENCODE_BAD_VALUE, `u16 out of range: ${v}`);
+    this.reserve(2);
+    this.dv.setUint16(this.len, v, true);
+    this.len += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail(LpErrorCode.ENCODE_BAD_VALUE, `u32 out of range: ${v}`);
+    this.reserve(4);
+    this.dv.setUint32(this.len, v, true);
+    this.len += 4;
+    return this;
+  }
+
+  u64(v: bigint): this {
+    if (v < 0n || v > 0xffffffffffffffffn) fail(LpErrorCode.ENCODE_BAD_VALUE, `u64 out of range: ${v}`);
+    this.reserve(8);
+    this.dv.setBigUint64(this.len, v, true);
+    this.len += 8;
+    return this;
+  }
+
+  i64(v: bigint): this {
+    if (v < -0x8000000000000000n || v > 0x7fffffffffffffffn) fail(LpErrorCode.ENCODE_BAD_VALUE, `i64 out of range: ${v}`);
+    this.reserve(8);
+    this.dv.setBigInt64(this.len, v, true);
+    this.len += 8;
+    return this;
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
+  }
+
+  /** `[u8; N]`: raw bytes, no length. */
+  fixed(b: Uint8Array, n: number): this {
+    if (b.length !== n) fail(LpErrorCode.ENCODE_BAD_VALUE, `expected ${n} bytes, got ${b.length}`);
+    this.reserve(n);
+    this.buf.set(b, this.len);
+    this.len += n;
+    return this;
+  }
+
+  /** `Vec<u8>`: u64 LE length then bytes. */
+  bytes(b: Uint8Array): this {
+    this.u64(BigInt(b.length));
+    this.reserve(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+    return this;
+  }
+
+  str(s: string): this {
+    return this.bytes(new TextEncoder().encode(s));
+  }
+
+  /** Enum variant tag. */
+  variant(index: number): this {
+    return this.u32(index);
+  }
+
+  option<T>(v: T | null | undefined, write: (w: this, v: T) => void): this {
+    if (v === null || v === undefined) return this.u8(0);
+    this.u8(1);
+    write(this, v);
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+export class BincodeReader {
+  private off = 0;
+  private readonly dv: DataView;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.off;
+  }
+
+  private need(n: number, what: string): void {
+    if (this.off + n > this.buf.length) fail(LpErrorCode.DECODE_TRUNCATED, `truncated reading ${what}: need ${n}, have ${this.remaining}`);
+  }
+
+  u8(): number {
+    this.need(1, 'u8');
+    return this.buf[this.off++] as number;
+  }
+
+  u16(): number {
+    this.need(2, 'u16');
+    const v = this.dv.getUint16(this.off, true);
+    this.off += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4, 'u32');
+    const v = this.dv.getUint32(this.off, true);
+    this.off += 4;
+    return v;
+  }
+
+  u64(): bigint {
+    this.need(8, 'u64');
+    const v = this.dv.getBigUint64(this.off, true);
+    this.off += 8;
+    return v;
+  }
+
+  i64(): bigint {
+    this.need(8, 'i64');
+    const v = this.dv.getBigInt64(this.off, true);
+    this.off += 8;
+    return v;
+  }
+
+  bool(): boolean {
+    const b = this.u8();
+    if (b > 1) fail(LpErrorCode.DECODE_BAD_BOOL, `invalid bool byte ${b}`);
+    return b === 1;
+  }
+
+  /** `[u8; N]`; returns a zero-copy view. */
+  fixed(n: number): Uint8Array {
+    this.need(n, `[u8; ${n}]`);
+    const v = this.buf.subarray(this.off, this.off + n);
+    this.off += n;
+    return v;
+  }
+
+  /** `Vec<u8>` with an explicit cap; returns a zero-copy view. */
+  bytes(maxLen: number): Uint8Array {
+    const len = this.u64();
+    if (len > BigInt(maxLen)) fail(LpErrorCode.DECODE_BAD_LENGTH, `length ${len} exceeds limit ${maxLen}`);
+    if (len > BigInt(this.remaining)) fail(LpErrorCode.DECODE_TRUNCATED, `length ${len} exceeds remaining ${this.remaining}`);
+    return this.fixed(Number(len));
+  }
+
+  str(maxLen: number): string {
+    const raw = this.bytes(maxLen);
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch {
+      return fail(LpErrorCode.DECODE_BAD_UTF8, 'string is not valid UTF-8');
+    }
+  }
+
+  /** Enum tag, checked against the number of variants. */
+  variant(count: number, what: string): number {
+    const v = this.u32();
+    if (v >= count) fail(LpErrorCode.DECODE_BAD_ENUM, `unknown ${what} variant ${v}`);
+    return v;
+  }
+
+  option<T>(read: (r: this) => T): T | null {
+    const tag = this.u8();
+    if (tag === 0) return null;
+    if (tag !== 1) fail(LpErrorCode.DECODE_BAD_OPTION, `invalid Option tag ${tag}`);
+    return read(this);
+  }
+
+  /** Strict end: trailing bytes are an error (upstream silently ignored them). */
+  end(): void {
+    if (this.off !== this.buf.length) fail(LpErrorCode.DECODE_TRAILING_BYTES, `${this.remaining} trailing bytes`);
+  }
+}
+
+/** Decode `buf` completely with `read`, rejecting trailing bytes. */
+export function decodeAll<T>(buf: Uint8Array, read: (r: BincodeReader) => T): T {
+  const r = new BincodeReader(buf);
+  const v = read(r);
+  r.end();
+  return v;
+}
+
+export function encode(write: (w: BincodeWriter) => void, capacity?: number): Uint8Array {
+  const w = new BincodeWriter(capacity);
+  write(w);
+  return w.finish();
+}

@@ -1,0 +1,125 @@
+/**
+ * Contents of the structured LP message types (upstream §2.3, bincode 1.x), decoded strictly.
+ */
+import { LpErrorCode, fail } from '../errors.js';
+import { type BincodeReader, type BincodeWriter, decodeAll, encode } from './bincode.js';
+import { MAX_CONTENT_LEN } from './packet.js';
+
+/** ClientHello content: exactly 100 bytes. */
+export interface ClientHello {
+  receiverIndex: number;
+  /** Client X25519 public key; must be the conversion of the Ed25519 key (we check, upstream ignored it). */
+  clientX25519: Uint8Array;
+  clientEd25519: Uint8Array;
+  /** u64 LE unix seconds ‖ 24 random bytes. */
+  salt: Uint8Array;
+}
+
+export function encodeClientHello(h: ClientHello): Uint8Array {
+  return encode((w) => w.u32(h.receiverIndex).fixed(h.clientX25519, 32).fixed(h.clientEd25519, 32).fixed(h.salt, 32), 100);
+}
+
+export function decodeClientHello(b: Uint8Array): ClientHello {
+  return decodeAll(b, (r) => ({
+    receiverIndex: r.u32(),
+    clientX25519: r.fixed(32),
+    clientEd25519: r.fixed(32),
+    salt: r.fixed(32),
+  }));
+}
+
+/** Unix seconds carried in the first 8 bytes of a ClientHello salt. */
+export function saltTimestamp(salt: Uint8Array): number {
+  const dv = new DataView(salt.buffer, salt.byteOffset, 8);
+  return dv.getUint32(0, true) + dv.getUint32(4, true) * 0x100000000;
+}
+
+export function makeSalt(unixSeconds: number, random24: Uint8Array): Uint8Array {
+  if (random24.length !== 24) fail(LpErrorCode.ENCODE_BAD_VALUE, 'salt needs 24 random bytes');
+  const salt = new Uint8Array(32);
+  const dv = new DataView(salt.buffer);
+  dv.setUint32(0, unixSeconds % 0x100000000, true);
+  dv.setUint32(4, Math.floor(unixSeconds / 0x100000000), true);
+  salt.set(random24, 8);
+  return salt;
+}
+
+/** Telescoping request: forward one inner LP packet to another gateway (upstream §10, V12). */
+export interface ForwardPacketData {
+  targetGatewayIdentity: Uint8Array;
+  /** Socket-address literal, `a.b.c.d:port` or `[v6]:port`. */
+  targetLpAddress: string;
+  innerPacketBytes: Uint8Array;
+}
+
+export const MAX_LP_ADDRESS_LEN = 64;
+
+export function writeForwardPacketData(w: BincodeWriter, f: ForwardPacketData): void {
+  w.fixed(f.targetGatewayIdentity, 32).str(f.targetLpAddress).bytes(f.innerPacketBytes);
+}
+
+export function readForwardPacketData(r: BincodeReader): ForwardPacketData {
+  return {
+    targetGatewayIdentity: r.fixed(32),
+    targetLpAddress: r.str(MAX_LP_ADDRESS_LEN),
+    innerPacketBytes: r.bytes(MAX_CONTENT_LEN),
+  };
+}
+
+export function encodeForwardPacketData(f: ForwardPacketData): Uint8Array {
+  return encode((w) => writeForwardPacketData(w, f), 64 + f.innerPacketBytes.length);
+}
+
+export function decodeForwardPacketData(b: Uint8Array): ForwardPacketData {
+  return decodeAll(b, readForwardPacketData);
+}
+
+/** SubsessionKK1 / SubsessionKK2 content: `{ payload: Vec<u8> }` (a Noise KKpsk0 message). */
+export const MAX_SUBSESSION_PAYLOAD = 1024;
+
+export function encodeSubsessionPayload(payload: Uint8Array): Uint8Array {
+  return encode((w) => w.bytes(payload));
+}
+
+export function decodeSubsessionPayload(b: Uint8Array): Uint8Array {
+  return decodeAll(b, (r) => r.bytes(MAX_SUBSESSION_PAYLOAD));
+}
+
+/** SubsessionReady content: `{ receiver_index: u32 }`. */
+export function encodeSubsessionReady(receiverIndex: number): Uint8Array {
+  return encode((w) => w.u32(receiverIndex), 4);
+}
+
+export function decodeSubsessionReady(b: Uint8Array): number {
+  return decodeAll(b, (r) => r.u32());
+}
+
+/** Busy content: empty, or a u32 LE retry-after hint in milliseconds. */
+export function encodeBusy(retryAfterMs?: number): Uint8Array {
+  return retryAfterMs === undefined ? new Uint8Array(0) : encode((w) => w.u32(retryAfterMs), 4);
+}
+
+export function decodeBusy(b: Uint8Array): number | null {
+  if (b.length === 0) return null;
+  return decodeAll(b, (r) => r.u32());
+}
+
+/**
+ * Handshake message 1 content: `u16 LE kem_ct_len ‖ kem_ciphertext ‖ noise_msg1` (upstream's
+ * `len ‖ psq ‖ noise` shape, carrying the ML-KEM ciphertext instead of the PSQ v1 message).
+ */
+export function encodeHandshake1(kemCiphertext: Uint8Array, noise: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + kemCiphertext.length + noise.length);
+  new DataView(out.buffer).setUint16(0, kemCiphertext.length, true);
+  out.set(kemCiphertext, 2);
+  out.set(noise, 2 + kemCiphertext.length);
+  return out;
+}
+
+export function decodeHandshake1(b: Uint8Array, kemCiphertextLength: number, noiseLength: number): { kemCiphertext: Uint8Array; noise: Uint8Array } {
+  if (b.length < 2) fail(LpErrorCode.DECODE_TRUNCATED, 'handshake message 1 too short');
+  const len = new DataView(b.buffer, b.byteOffset, 2).getUint16(0, true);
+  if (len !== kemCiphertextLength) fail(LpErrorCode.KEM_BAD_CIPHERTEXT, `KEM ciphertext length ${len}, expected ${kemCiphertextLength}`);
+  if (b.length !== 2 + len + noiseLength) fail(LpErrorCode.BAD_CONTENT_LENGTH, `handshake message 1 is ${b.length} bytes, expected ${2 + len + noiseLength}`);
+  return { kemCiphertext: b.subarray(2, 2 + len), noise: b.subarray(2 + len) };
+}

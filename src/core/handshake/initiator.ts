@@ -1,0 +1,229 @@
+/**
+ * Client side of the LP handshake:
+ *   start() → ClientHello;  Ack → KKTRequest;  Collision → new ClientHello (fresh index);
+ *   KKTResponse (verified + pinned) → msg1 (cleartext: KEM ciphertext ‖ Noise e, es);
+ *   msg2 (sealed) → msg3 (sealed: s, se, psk);  Ack (sealed) → established Session.
+ * A cleartext Busy at any step reports the gateway's retry hint; `retransmit()` gives the last packet again.
+ */
+import { LpErrorCode, fail } from '../errors.js';
+import type { CryptoSuite } from '../crypto/index.js';
+import { type Packet, MessageType, openPacket, parseClear, parseHeader, sealPacket, serializeClear, messageTypeName } from '../codec/packet.js';
+import { decodeBusy, encodeClientHello, encodeHandshake1, makeSalt } from '../codec/messages.js';
+import { buildKktRequest, processKktResponse } from '../kkt/kkt.js';
+import { HandshakeState } from '../noise/index.js';
+import { Session } from '../session/session.js';
+import type { ClientKeys, GatewayPin } from './identity.js';
+import { derivePsk, kktTranscriptHash, outerKeys, sessionSecret, type DirectionalKeys } from './key-schedule.js';
+import { NOISE_PATTERN } from './responder.js';
+
+export const InitiatorStage = {
+  Idle: 'idle',
+  AwaitHelloReply: 'await-hello-reply',
+  AwaitKktResponse: 'await-kkt-response',
+  AwaitMsg2: 'await-msg2',
+  AwaitAck: 'await-ack',
+  Established: 'established',
+} as const;
+export type InitiatorStage = (typeof InitiatorStage)[keyof typeof InitiatorStage];
+
+export interface InitiatorConfig {
+  suite: CryptoSuite;
+  client: ClientKeys;
+  gateway: GatewayPin;
+  /** Pad the KKTRequest content to this many bytes (UDP anti-amplification); 0 = no padding. */
+  kktPadTo?: number;
+  /** Fixed first receiver index (tests); otherwise random and never 0. */
+  receiverIndex?: number;
+}
+
+export type InitiatorOutput =
+  | { kind: 'send'; packet: Uint8Array }
+  | { kind: 'busy'; retryAfterMs: number | null }
+  | { kind: 'established'; session: Session };
+
+/** Content size that makes a padded KKTRequest packet as large as the ML-KEM-768 KKTResponse packet. */
+export const KKT_UDP_PAD_TO = 7 + 1184 + 16 + 64;
+
+/** A gateway may answer any step with a cleartext Busy (optionally with a retry hint). */
+function peekBusy(bytes: Uint8Array): InitiatorOutput | null {
+  if (bytes.length > 38) return null;
+  try {
+    const p = parseClear(bytes);
+    return p.type === MessageType.Busy ? { kind: 'busy', retryAfterMs: decodeBusy(p.content) } : null;
+  } catch {
+    return null;
+  }
+}
+
+export class InitiatorHandshake {
+  private stageValue: InitiatorStage = InitiatorStage.Idle;
+  private index = 0;
+  private salt: Uint8Array | null = null;
+  private sendCounter = 0;
+  private lastSent: Uint8Array | null = null;
+  private kktRequestFrame: Uint8Array | null = null;
+  private noise: HandshakeState | null = null;
+  private psk: Uint8Array | null = null;
+  private keys: DirectionalKeys | null = null;
+  private msg2Counter = -1;
+  /** Collision replies seen (each makes a new index). */
+  collisions = 0;
+
+  constructor(private readonly cfg: InitiatorConfig) {}
+
+  get stage(): InitiatorStage {
+    return this.stageValue;
+  }
+
+  get receiverIndex(): number {
+    return this.index;
+  }
+
+  private randomIndex(): number {
+    for (;;) {
+      const b = this.cfg.suite.prims.randomBytes(4);
+      const v = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+      if (v !== 0) return v; // index 0 is the bootstrap index and never valid for a session
+    }
+  }
+
+  private sent(packet: Uint8Array): InitiatorOutput {
+    this.lastSent = packet;
+    return { kind: 'send', packet };
+  }
+
+  /** The ClientHello that opens the handshake. */
+  start(nowSec: number): InitiatorOutput {
+    if (this.stageValue !== InitiatorStage.Idle && this.stageValue !== InitiatorStage.AwaitHelloReply) fail(LpErrorCode.INVALID_STATE, 'handshake already started');
+    const { prims } = this.cfg.suite;
+    this.index = this.stageValue === InitiatorStage.Idle && this.cfg.receiverIndex !== undefined ? this.cfg.receiverIndex : this.randomIndex();
+    if (this.index === 0) fail(LpErrorCode.RECEIVER_INDEX_ZERO, 'receiver index 0 is reserved for ClientHello');
+    this.salt = makeSalt(Math.floor(nowSec), prims.randomBytes(24));
+    const content = encodeClientHello({
+      receiverIndex: this.index,
+      clientX25519: this.cfg.client.x25519.publicKey,
+      clientEd25519: this.cfg.client.ed25519.publicKey,
+      salt: this.salt,
+    });
+    this.stageValue = InitiatorStage.AwaitHelloReply;
+    return this.sent(serializeClear({ receiverIndex: 0, counter: 0, type: MessageType.ClientHello, content }));
+  }
+
+  /** The last packet sent, for a retry after a timeout or Busy. */
+  retransmit(): Uint8Array {
+    if (!this.lastSent) fail(LpErrorCode.INVALID_STATE, 'nothing sent yet');
+    return this.lastSent;
+  }
+
+  receive(bytes: Uint8Array, nowSec: number): InitiatorOutput {
+    const h = parseHeader(bytes);
+    if (h.receiverIndex !== this.index && h.receiverIndex !== 0) fail(LpErrorCode.RECEIVER_INDEX_MISMATCH, `reply for index ${h.receiverIndex}, expected ${this.index}`);
+    const busy = peekBusy(bytes);
+    if (busy) return busy;
+    switch (this.stageValue) {
+      case InitiatorStage.AwaitHelloReply: {
+        const p = parseClear(bytes);
+        if (p.type === MessageType.Collision) {
+          this.collisions++;
+          return this.start(nowSec);
+        }
+        if (p.type !== MessageType.Ack) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected Ack or Collision, got ${messageTypeName(p.type)}`);
+        return this.sendKktRequest();
+      }
+      case InitiatorStage.AwaitKktResponse:
+        return this.onKktResponse(this.clearOrBusy(bytes, MessageType.KKTResponse));
+      case InitiatorStage.AwaitMsg2:
+        return this.onMsg2(bytes);
+      case InitiatorStage.AwaitAck:
+        return this.onAck(bytes);
+      default:
+        return fail(LpErrorCode.INVALID_STATE, `handshake is ${this.stageValue}`);
+    }
+  }
+
+  private clearOrBusy(bytes: Uint8Array, type: MessageType): Packet {
+    const p = parseClear(bytes);
+    if (p.type !== type) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected ${messageTypeName(type)}, got ${messageTypeName(p.type)}`);
+    return p;
+  }
+
+  private sendKktRequest(): InitiatorOutput {
+    const { prims, kem } = this.cfg.suite;
+    const { content, frame } = buildKktRequest(prims, kem, this.cfg.client.ed25519, prims.randomBytes(16), this.cfg.kktPadTo ?? 0);
+    this.kktRequestFrame = frame;
+    this.stageValue = InitiatorStage.AwaitKktResponse;
+    return this.sent(serializeClear({ receiverIndex: this.index, counter: this.sendCounter++, type: MessageType.KKTRequest, content }));
+  }
+
+  private onKktResponse(p: Packet): InitiatorOutput {
+    const { prims, kem } = this.cfg.suite;
+    const requestFrame = this.kktRequestFrame as Uint8Array;
+    const { kemPublicKey, frame } = processKktResponse(prims, kem, this.cfg.gateway.ed25519Public, this.cfg.gateway.kemKeyHash, requestFrame, p.content);
+    const { ciphertext, sharedSecret } = kem.encapsulate(kemPublicKey, prims.randomBytes(32));
+    const gatewayX25519 = prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public);
+    const psk = derivePsk(prims, {
+      kemSharedSecret: sharedSecret,
+      staticDh: prims.x25519(this.cfg.client.x25519.secretKey, gatewayX25519),
+      salt: this.salt as Uint8Array,
+      receiverIndex: this.index,
+      transcriptHash: kktTranscriptHash(prims, requestFrame, frame.raw, ciphertext),
+    });
+    prims.zeroize(sharedSecret);
+    const hs = new HandshakeState(prims, { pattern: NOISE_PATTERN, initiator: true, s: this.cfg.client.x25519, rs: gatewayX25519, psks: [psk] });
+    const msg1 = hs.writeMessage(new Uint8Array(0));
+    this.noise = hs;
+    this.psk = psk;
+    this.keys = outerKeys(prims, psk);
+    this.stageValue = InitiatorStage.AwaitMsg2;
+    // Message 1 travels in cleartext: the gateway has no key until it has read it.
+    return this.sent(serializeClear({ receiverIndex: this.index, counter: this.sendCounter++, type: MessageType.Handshake, content: encodeHandshake1(ciphertext, msg1) }));
+  }
+
+  private openSealed(bytes: Uint8Array, type: MessageType): Packet {
+    const { prims } = this.cfg.suite;
+    const keys = this.keys as DirectionalKeys;
+    const p = openPacket(prims, keys.r2i, bytes);
+    if (p.type !== type) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected ${messageTypeName(type)}, got ${messageTypeName(p.type)}`);
+    return p;
+  }
+
+  private onMsg2(bytes: Uint8Array): InitiatorOutput {
+    const { prims } = this.cfg.suite;
+    const p = this.openSealed(bytes, MessageType.Handshake);
+    const hs = this.noise as HandshakeState;
+    hs.readMessage(p.content);
+    const msg3 = hs.writeMessage(new Uint8Array(0));
+    this.msg2Counter = p.counter;
+    this.stageValue = InitiatorStage.AwaitAck;
+    const keys = this.keys as DirectionalKeys;
+    return this.sent(sealPacket(prims, keys.i2r, { receiverIndex: this.index, counter: this.sendCounter++, type: MessageType.Handshake, content: msg3 }));
+  }
+
+  private onAck(bytes: Uint8Array): InitiatorOutput {
+    const { prims } = this.cfg.suite;
+    const p = this.openSealed(bytes, MessageType.Ack);
+    const hs = this.noise as HandshakeState;
+    const { send, recv } = hs.split();
+    const handshakeHash = hs.getHandshakeHash();
+    const session = new Session({
+      prims,
+      receiverIndex: this.index,
+      role: 'initiator',
+      keys: this.keys as DirectionalKeys,
+      noiseSend: send,
+      noiseRecv: recv,
+      secret: sessionSecret(prims, this.psk as Uint8Array, handshakeHash),
+      handshakeHash,
+      generation: 0,
+      localStatic: this.cfg.client.x25519,
+      remoteStatic: prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public),
+      sendCounter: this.sendCounter,
+      receivedCounters: [this.msg2Counter, p.counter],
+    });
+    prims.zeroize(this.psk as Uint8Array);
+    this.psk = null;
+    this.noise = null;
+    this.stageValue = InitiatorStage.Established;
+    return { kind: 'established', session };
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Every key this profile derives, with its exact BLAKE3 derive_key context string (PRODUCT.md §1.2, §1.4,
+ * §1.12). Contexts follow BLAKE3's "[application] [date] [purpose]" convention so they are globally unique;
+ * DESIGN.md §5 lists them verbatim. Changing any string is a wire break.
+ */
+import { concat, u32le, u64le } from '../bytes.js';
+import type { Primitives } from '../crypto/primitives.js';
+
+export const KDF_CONTEXT = {
+  psk: 'lp-gateway 2026-11-21 handshake psk v1',
+  outerI2R: 'lp-gateway 2026-11-21 outer aead initiator-to-responder v1',
+  outerR2I: 'lp-gateway 2026-11-21 outer aead responder-to-initiator v1',
+  sessionSecret: 'lp-gateway 2026-11-21 session secret v1',
+  subsessionPsk: 'lp-gateway 2026-11-21 subsession psk v1',
+  wireguardPsk: 'lp-gateway 2026-11-21 wireguard psk v1',
+} as const;
+
+export interface PskInputs {
+  /** ML-KEM-768 shared secret (client encapsulated to the gateway's KKT key). */
+  kemSharedSecret: Uint8Array;
+  /** X25519(client static, gateway static). */
+  staticDh: Uint8Array;
+  /** The 32-byte ClientHello salt. */
+  salt: Uint8Array;
+  receiverIndex: number;
+  /** BLAKE3(KKT request frame ‖ KKT response frame ‖ KEM ciphertext). */
+  transcriptHash: Uint8Array;
+}
+
+/** PSK = derive_key(psk, kem_ss ‖ static_dh ‖ salt ‖ receiver_index u32 LE ‖ transcript_hash): 132 bytes in. */
+export function derivePsk(prims: Primitives, i: PskInputs): Uint8Array {
+  return prims.blake3DeriveKey(KDF_CONTEXT.psk, concat(i.kemSharedSecret, i.staticDh, i.salt, u32le(i.receiverIndex), i.transcriptHash));
+}
+
+export function kktTranscriptHash(prims: Primitives, kktRequestFrame: Uint8Array, kktResponseFrame: Uint8Array, kemCiphertext: Uint8Array): Uint8Array {
+  return prims.blake3(concat(kktRequestFrame, kktResponseFrame, kemCiphertext));
+}
+
+export interface DirectionalKeys {
+  /** Initiator → responder. */
+  i2r: Uint8Array;
+  /** Responder → initiator. */
+  r2i: Uint8Array;
+}
+
+/** Two outer keys, one per direction, so no (key, nonce) pair repeats although both counters start at 0. */
+export function outerKeys(prims: Primitives, secret: Uint8Array): DirectionalKeys {
+  return { i2r: prims.blake3DeriveKey(KDF_CONTEXT.outerI2R, secret), r2i: prims.blake3DeriveKey(KDF_CONTEXT.outerR2I, secret) };
+}
+
+/** Per-session secret binding the handshake's PSK and its Noise handshake hash. */
+export function sessionSecret(prims: Primitives, psk: Uint8Array, handshakeHash: Uint8Array): Uint8Array {
+  return prims.blake3DeriveKey(KDF_CONTEXT.sessionSecret, concat(psk, handshakeHash));
+}
+
+/** KKpsk0 PSK for the subsession that creates generation `generation` (parent generation + 1). */
+export function subsessionPsk(prims: Primitives, parentSecret: Uint8Array, generation: number): Uint8Array {
+  return prims.blake3DeriveKey(KDF_CONTEXT.subsessionPsk, concat(parentSecret, u64le(BigInt(generation))));
+}
+
+/** WireGuard preshared key for a peer registered over this session (post-quantum via the session secret). */
+export function wireguardPsk(prims: Primitives, secret: Uint8Array, wgPublicKey: Uint8Array): Uint8Array {
+  return prims.blake3DeriveKey(KDF_CONTEXT.wireguardPsk, concat(secret, wgPublicKey));
+}

@@ -1,0 +1,120 @@
+/**
+ * KEM key transfer, OneWay mode, with a real post-quantum KEM (PRODUCT.md §1.1): the gateway answers a
+ * signed request with its persistent ML-KEM-768 encapsulation key, signed with its Ed25519 identity.
+ * The client checks the signature, the session-id echo, the ciphersuite echo and BLAKE3(key) against the
+ * hash pinned in the gateway's signed descriptor. Classical-only requests are refused (fail closed).
+ */
+import { LpErrorCode, fail } from '../errors.js';
+import { equalBytes, isAllZero } from '../bytes.js';
+import type { KeyPair, Kem, Primitives } from '../crypto/primitives.js';
+import {
+  type KktContext,
+  type KktFrame,
+  KktHash,
+  KktMode,
+  KktRole,
+  KktSignature,
+  KktStatus,
+  decodeContext,
+  decodeKktFrame,
+  encodeKktFrame,
+  frameLength,
+} from './frame.js';
+
+/** The ciphersuite this profile accepts: KEM from the gateway's Kem, BLAKE3-256, Ed25519. */
+export function requestContext(kem: Kem): KktContext {
+  return { version: 1, sequence: 0, status: KktStatus.Ok, mode: KktMode.OneWay, role: KktRole.Initiator, kem: kem.kktCode, hash: KktHash.Blake3, hashLen: 0, signature: KktSignature.Ed25519 };
+}
+
+/**
+ * Client: KKTRequest content = signed request frame, then `padTo - frameLen` zero bytes. Padding lets a
+ * UDP request be at least as large as the response (anti-amplification, PRODUCT.md §1.10).
+ */
+export function buildKktRequest(prims: Primitives, kem: Kem, clientEd25519: KeyPair, sessionId: Uint8Array, padTo = 0): { content: Uint8Array; frame: Uint8Array } {
+  const frame = encodeKktFrame(requestContext(kem), new Uint8Array(0), sessionId, (m) => prims.ed25519Sign(clientEd25519.secretKey, m));
+  if (padTo <= frame.length) return { content: frame, frame };
+  const content = new Uint8Array(padTo);
+  content.set(frame, 0);
+  return { content, frame };
+}
+
+/** Split KKTRequest content into the frame and its zero padding. */
+export function splitPaddedFrame(content: Uint8Array): Uint8Array {
+  const context = decodeContext(content);
+  const len = frameLength(context);
+  if (content.length < len) fail(LpErrorCode.KKT_BAD_FRAME, `KKT frame truncated: ${content.length} < ${len}`);
+  if (!isAllZero(content.subarray(len))) fail(LpErrorCode.KKT_BAD_PADDING, 'KKT request padding must be zero bytes');
+  return content.subarray(0, len);
+}
+
+export type KktRequestOutcome =
+  | { ok: true; request: KktFrame; response: Uint8Array }
+  /** Signed refusal: sent to the client, then the handshake is dropped. */
+  | { ok: false; request: KktFrame; response: Uint8Array; code: LpErrorCode; reason: string };
+
+/**
+ * Gateway: verify the request against the ClientHello's Ed25519 key and answer. Throws LpError for
+ * input that must be dropped without a reply (malformed, unsigned, bad signature).
+ */
+export function processKktRequest(
+  prims: Primitives,
+  kem: Kem,
+  gatewayEd25519: KeyPair,
+  kemPublicKey: Uint8Array,
+  clientEd25519Public: Uint8Array,
+  content: Uint8Array,
+): KktRequestOutcome {
+  const request = decodeKktFrame(splitPaddedFrame(content));
+  const c = request.context;
+  if (c.sequence !== 0) fail(LpErrorCode.KKT_BAD_FRAME, `KKT request sequence ${c.sequence}, expected 0`);
+  if (c.role !== KktRole.Initiator) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request must be a signed Initiator request');
+  if (c.status !== KktStatus.Ok) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request carries a non-Ok status');
+  if (!prims.ed25519Verify(clientEd25519Public, request.signed, request.signature)) fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT request signature does not verify with the ClientHello key');
+
+  const responseContext: KktContext = { ...c, sequence: 1, role: KktRole.Responder };
+  const sign = (m: Uint8Array): Uint8Array => prims.ed25519Sign(gatewayEd25519.secretKey, m);
+  const unsupported =
+    c.mode !== KktMode.OneWay
+      ? 'only OneWay KKT is supported'
+      : c.kem !== kem.kktCode
+        ? `KEM code ${c.kem} refused: this gateway serves only ${kem.name} (code ${kem.kktCode}); classical-only sessions are not offered`
+        : c.hash !== KktHash.Blake3 || (c.hashLen !== 0 && c.hashLen !== 32)
+          ? 'only BLAKE3-256 key hashes are supported'
+          : c.signature !== KktSignature.Ed25519
+            ? 'only Ed25519 signatures are supported'
+            : null;
+  if (unsupported) {
+    const refusal = { ...responseContext, status: KktStatus.UnsupportedCiphersuite };
+    return { ok: false, request, response: encodeKktFrame(refusal, new Uint8Array(0), request.sessionId, sign), code: LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, reason: unsupported };
+  }
+  return { ok: true, request, response: encodeKktFrame(responseContext, kemPublicKey, request.sessionId, sign) };
+}
+
+/**
+ * Client: validate the response and return the pinned KEM encapsulation key. Order: signature first
+ * (nothing unauthenticated is trusted), then echo checks, status, and the directory pin.
+ */
+export function processKktResponse(
+  prims: Primitives,
+  kem: Kem,
+  gatewayEd25519Public: Uint8Array,
+  expectedKeyHash: Uint8Array,
+  request: Uint8Array,
+  content: Uint8Array,
+): { kemPublicKey: Uint8Array; frame: KktFrame } {
+  const response = decodeKktFrame(content);
+  const c = response.context;
+  if (c.role !== KktRole.Responder || c.sequence !== 1) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT response must be sequence 1 from a Responder');
+  if (!prims.ed25519Verify(gatewayEd25519Public, response.signed, response.signature)) fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT response signature does not verify with the gateway identity');
+  const req = decodeKktFrame(request);
+  if (!equalBytes(req.sessionId, response.sessionId)) fail(LpErrorCode.KKT_SESSION_ID_MISMATCH, 'KKT response does not echo the request session id');
+  if (c.status === KktStatus.UnsupportedCiphersuite) fail(LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, 'gateway refused the requested KKT ciphersuite');
+  if (c.status !== KktStatus.Ok) fail(LpErrorCode.KKT_RESPONDER_ERROR, `gateway answered KKT status ${c.status}`);
+  const rc = req.context;
+  if (c.kem !== rc.kem || c.hash !== rc.hash || c.hashLen !== rc.hashLen || c.signature !== rc.signature || c.mode !== rc.mode)
+    fail(LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, 'KKT response ciphersuite differs from the request');
+  if (c.kem !== kem.kktCode) fail(LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, `KKT response KEM ${c.kem} is not ${kem.name}`);
+  if (!equalBytes(prims.blake3(response.body), expectedKeyHash)) fail(LpErrorCode.KKT_KEY_HASH_MISMATCH, 'BLAKE3 of the KEM key does not match the hash in the gateway descriptor');
+  return { kemPublicKey: response.body, frame: response };
+}
+

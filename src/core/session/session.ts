@@ -1,0 +1,371 @@
+/**
+ * An established LP session (either role): outer AEAD with per-direction keys, replay window, Noise
+ * transport inside EncryptedData, and subsession rekeying (KKpsk0 tunnelled in this session).
+ *
+ * Sans-I/O: `receive(bytes)` returns what to send back and what happened; `send*()` returns packet bytes.
+ * Unauthenticated input (failed replay check or outer AEAD) never changes state.
+ */
+import { LpErrorCode, fail } from '../errors.js';
+import { compareBytes, equalBytes } from '../bytes.js';
+import type { KeyPair, Primitives } from '../crypto/primitives.js';
+import { type Packet, type Header, MessageType, MAX_COUNTER, openPacket, parseHeader, sealPacket, messageTypeName } from '../codec/packet.js';
+import { type AppMessage, decodeAppMessage, encodeAppMessage } from '../codec/app.js';
+import { decodeSubsessionPayload, decodeSubsessionReady, encodeSubsessionPayload, encodeSubsessionReady } from '../codec/messages.js';
+import { CipherState, HandshakeState } from '../noise/index.js';
+import { type DirectionalKeys, outerKeys, sessionSecret, subsessionPsk, wireguardPsk } from '../handshake/key-schedule.js';
+import { ReplayWindow } from './replay-window.js';
+
+export const SessionState = {
+  /** Sends and receives. */
+  Transport: 'transport',
+  /** A subsession handshake is in progress; the session still sends and receives. */
+  SubsessionHandshaking: 'subsession-handshaking',
+  /** Demoted after a promotion: receives only. */
+  ReadOnly: 'read-only',
+  Closed: 'closed',
+} as const;
+export type SessionState = (typeof SessionState)[keyof typeof SessionState];
+
+export type Role = 'initiator' | 'responder';
+
+export interface SessionParams {
+  prims: Primitives;
+  receiverIndex: number;
+  /** Role in the handshake that created this session (fixes which outer key sends). */
+  role: Role;
+  /** Outer keys for this session. */
+  keys: DirectionalKeys;
+  /** Noise transport ciphers, oriented for this side. */
+  noiseSend: CipherState;
+  noiseRecv: CipherState;
+  /** Session secret (chains subsession PSKs and the WireGuard PSK). */
+  secret: Uint8Array;
+  handshakeHash: Uint8Array;
+  generation: number;
+  localStatic: KeyPair;
+  remoteStatic: Uint8Array;
+  /** First counter this side sends with. */
+  sendCounter: number;
+  /** Counters of the peer already consumed by the handshake. */
+  receivedCounters?: number[];
+}
+
+/** Everything `receive` can report; the caller performs the I/O. */
+export interface SessionOutput {
+  /** Packets to send back, in order (already sealed). */
+  replies: Uint8Array[];
+  /** Application message delivered by an EncryptedData packet. */
+  delivered?: AppMessage;
+  /** A subsession completed here and the new session replaced this one (this one is now read-only). */
+  promoted?: Session;
+  /** The peer reported that our proposed subsession index collides; a new Ready was sent. */
+  indexCollision?: boolean;
+  /** A subsession KK1 was answered; the peer will send Ready next. */
+  subsessionAccepted?: boolean;
+}
+
+export interface ReceiveContext {
+  /** True if a receiver index is already used by another session/handshake (gateway tables). */
+  indexInUse(index: number): boolean;
+}
+
+type Subsession =
+  | { role: 'initiator'; hs: HandshakeState; stage: 'await-kk2' }
+  | { role: 'initiator'; stage: 'await-confirm'; next: Session; newIndex: number }
+  | { role: 'responder'; next: Session };
+
+const NO_INDEX_CONTEXT: ReceiveContext = { indexInUse: () => false };
+
+export class Session {
+  private index: number;
+  readonly role: Role;
+  readonly generation: number;
+  readonly handshakeHash: Uint8Array;
+  private readonly prims: Primitives;
+  private readonly sendKey: Uint8Array;
+  private readonly recvKey: Uint8Array;
+  private readonly noiseSend: CipherState;
+  private readonly noiseRecv: CipherState;
+  private readonly secret: Uint8Array;
+  private readonly localStatic: KeyPair;
+  private readonly remoteStatic: Uint8Array;
+  private readonly replay = new ReplayWindow();
+  private sendCounter: number;
+  private sub: Subsession | null = null;
+  private stateValue: SessionState = SessionState.Transport;
+  /** Last authenticated request counter and the reply we sent to it (idempotent retransmission). */
+  private lastRequestCounter = -1;
+  private lastReply: Uint8Array | null = null;
+
+  constructor(p: SessionParams) {
+    this.prims = p.prims;
+    this.index = p.receiverIndex;
+    this.role = p.role;
+    this.sendKey = p.role === 'initiator' ? p.keys.i2r : p.keys.r2i;
+    this.recvKey = p.role === 'initiator' ? p.keys.r2i : p.keys.i2r;
+    this.noiseSend = p.noiseSend;
+    this.noiseRecv = p.noiseRecv;
+    this.secret = p.secret;
+    this.handshakeHash = p.handshakeHash;
+    this.generation = p.generation;
+    this.localStatic = p.localStatic;
+    this.remoteStatic = p.remoteStatic;
+    this.sendCounter = p.sendCounter;
+    for (const c of p.receivedCounters ?? []) this.replay.mark(c);
+  }
+
+  get receiverIndex(): number {
+    return this.index;
+  }
+
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  /** The peer's X25519 static key (client: gateway; gateway: client). */
+  get peerStatic(): Uint8Array {
+    return this.remoteStatic;
+  }
+
+  /** WireGuard PSK for a peer registered over this session; both sides compute the same value. */
+  wireguardPsk(wgPublicKey: Uint8Array): Uint8Array {
+    return wireguardPsk(this.prims, this.secret, wgPublicKey);
+  }
+
+  // ---- sending ----------------------------------------------------------------------------------
+
+  private nextCounter(): number {
+    if (this.sendCounter >= MAX_COUNTER) fail(LpErrorCode.COUNTER_EXHAUSTED, 'send counter exhausted; rekey');
+    return this.sendCounter++;
+  }
+
+  private assertCanSend(): void {
+    if (this.stateValue === SessionState.ReadOnly) fail(LpErrorCode.SESSION_READ_ONLY, 'session was demoted by a rekey and only receives');
+    if (this.stateValue === SessionState.Closed) fail(LpErrorCode.SESSION_CLOSED, 'session is closed');
+  }
+
+  /** Seal any LP message in this session (next counter, own direction's key). */
+  seal(type: MessageType, content: Uint8Array): Uint8Array {
+    this.assertCanSend();
+    return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter: this.nextCounter(), type, content });
+  }
+
+  /** Encrypt an application message as EncryptedData (Noise transport, nonce = LP counter). */
+  send(msg: AppMessage): Uint8Array {
+    return this.sendRaw(encodeAppMessage(msg));
+  }
+
+  sendRaw(plaintext: Uint8Array): Uint8Array {
+    this.assertCanSend();
+    const counter = this.nextCounter();
+    const inner = this.noiseSend.encryptWithNonce(BigInt(counter), EMPTY, plaintext);
+    return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter, type: MessageType.EncryptedData, content: inner });
+  }
+
+  /** Send `msg` as the reply to the last delivered request; a retransmitted request gets the same bytes. */
+  reply(msg: AppMessage): Uint8Array {
+    const packet = this.send(msg);
+    this.lastReply = packet;
+    return packet;
+  }
+
+  /** Remember `packet` as the reply to the request with `counter` (handshake completion, promotion Ack). */
+  rememberReply(packet: Uint8Array, counter = this.lastRequestCounter): void {
+    this.lastRequestCounter = counter;
+    this.lastReply = packet;
+  }
+
+  // ---- subsessions ------------------------------------------------------------------------------
+
+  /** Start a rekey: returns the SubsessionKK1 packet. */
+  initiateSubsession(): Uint8Array {
+    this.assertCanSend();
+    if (this.sub) fail(LpErrorCode.SUBSESSION_IN_PROGRESS, 'a subsession is already in progress');
+    const hs = this.kkHandshake(true);
+    const kk1 = this.seal(MessageType.SubsessionKK1, encodeSubsessionPayload(hs.writeMessage(EMPTY)));
+    this.sub = { role: 'initiator', hs, stage: 'await-kk2' };
+    this.stateValue = SessionState.SubsessionHandshaking;
+    return kk1;
+  }
+
+  private kkHandshake(initiator: boolean): HandshakeState {
+    return new HandshakeState(this.prims, {
+      pattern: 'KKpsk0',
+      initiator,
+      s: this.localStatic,
+      rs: this.remoteStatic,
+      psks: [subsessionPsk(this.prims, this.secret, this.generation + 1)],
+    });
+  }
+
+  /** Build the next-generation session from a completed KKpsk0 handshake. */
+  private childSession(hs: HandshakeState, role: Role, receiverIndex: number): Session {
+    const { send, recv } = hs.split();
+    const h = hs.getHandshakeHash();
+    const psk = subsessionPsk(this.prims, this.secret, this.generation + 1);
+    const secret = sessionSecret(this.prims, psk, h);
+    return new Session({
+      prims: this.prims,
+      receiverIndex,
+      role,
+      keys: outerKeys(this.prims, secret),
+      noiseSend: send,
+      noiseRecv: recv,
+      secret,
+      handshakeHash: h,
+      generation: this.generation + 1,
+      localStatic: this.localStatic,
+      remoteStatic: this.remoteStatic,
+      sendCounter: 0,
+    });
+  }
+
+  private pickIndex(ctx: ReceiveContext): number {
+    for (let i = 0; i < 64; i++) {
+      const b = this.prims.randomBytes(4);
+      const idx = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+      if (idx !== 0 && idx !== this.receiverIndex && !ctx.indexInUse(idx)) return idx;
+    }
+    return fail(LpErrorCode.RECEIVER_INDEX_COLLISION, 'could not find a free receiver index');
+  }
+
+  // ---- receiving --------------------------------------------------------------------------------
+
+  /**
+   * Process one packet addressed to this session. Throws LpError for anything rejected; state changes
+   * only after the packet authenticated. `header` may be passed if the router already parsed it.
+   */
+  receive(bytes: Uint8Array, ctx: ReceiveContext = NO_INDEX_CONTEXT, header?: Header): SessionOutput {
+    if (this.stateValue === SessionState.Closed) fail(LpErrorCode.SESSION_CLOSED, 'session is closed');
+    const h = header ?? parseHeader(bytes);
+    // The Ack confirming our own subsession promotion arrives under the new index.
+    if (this.sub?.role === 'initiator' && this.sub.stage === 'await-confirm' && h.receiverIndex === this.sub.newIndex) return this.receivePromotionAck(bytes, h);
+    if (h.receiverIndex !== this.receiverIndex) fail(LpErrorCode.RECEIVER_INDEX_MISMATCH, `packet for index ${h.receiverIndex} reached session ${this.receiverIndex}`);
+
+    if (h.counter === this.lastRequestCounter && this.lastReply) {
+      // A retransmission of the request we already answered: authenticate, then resend the same reply.
+      openPacket(this.prims, this.recvKey, bytes, h);
+      return { replies: [this.lastReply] };
+    }
+    this.replay.check(h.counter);
+    const p = openPacket(this.prims, this.recvKey, bytes, h);
+    const out = this.dispatch(p, ctx);
+    this.replay.mark(h.counter);
+    this.lastRequestCounter = h.counter;
+    this.lastReply = out.replies.length === 1 ? (out.replies[0] as Uint8Array) : null;
+    return out;
+  }
+
+  private dispatch(p: Packet, ctx: ReceiveContext): SessionOutput {
+    switch (p.type) {
+      case MessageType.EncryptedData: {
+        const plaintext = this.noiseRecv.decryptWithNonce(BigInt(p.counter), EMPTY, p.content);
+        return { replies: [], delivered: decodeAppMessage(plaintext) };
+      }
+      case MessageType.SubsessionKK1:
+        return this.onKk1(p);
+      case MessageType.SubsessionKK2:
+        return this.onKk2(p, ctx);
+      case MessageType.SubsessionReady:
+        return this.onReady(p, ctx);
+      case MessageType.SubsessionAbort:
+        // The peer won a simultaneous initiation; its KK1 (answered as responder) decides. Stale Aborts are ignored.
+        return { replies: [] };
+      case MessageType.Collision:
+        return this.onCollision(ctx);
+      default:
+        return fail(LpErrorCode.UNEXPECTED_MESSAGE, `${messageTypeName(p.type)} is not valid in an established session`);
+    }
+  }
+
+  private onKk1(p: Packet): SessionOutput {
+    this.assertCanSend();
+    const payload = decodeSubsessionPayload(p.content);
+    if (this.sub?.role === 'initiator') {
+      if (this.sub.stage === 'await-confirm') fail(LpErrorCode.SUBSESSION_IN_PROGRESS, 'KK1 received while our promotion awaits confirmation');
+      // Simultaneous initiation: the lower X25519 static key loses and becomes responder.
+      if (compareBytes(this.localStatic.publicKey, this.remoteStatic) > 0) return { replies: [this.seal(MessageType.SubsessionAbort, EMPTY)] };
+      this.sub.hs.destroy();
+      this.sub = null;
+    }
+    const hs = this.kkHandshake(false);
+    hs.readMessage(payload);
+    const kk2 = encodeSubsessionPayload(hs.writeMessage(EMPTY));
+    // Index is chosen by the initiator in Ready; the child is re-labelled then.
+    this.sub = { role: 'responder', next: this.childSession(hs, 'responder', 0) };
+    this.stateValue = SessionState.SubsessionHandshaking;
+    return { replies: [this.seal(MessageType.SubsessionKK2, kk2)], subsessionAccepted: true };
+  }
+
+  private onKk2(p: Packet, ctx: ReceiveContext): SessionOutput {
+    if (this.sub?.role !== 'initiator' || this.sub.stage !== 'await-kk2') fail(LpErrorCode.INVALID_STATE, 'unexpected SubsessionKK2');
+    const hs = this.sub.hs;
+    hs.readMessage(decodeSubsessionPayload(p.content));
+    const newIndex = this.pickIndex(ctx);
+    const next = this.childSession(hs, 'initiator', newIndex);
+    this.sub = { role: 'initiator', stage: 'await-confirm', next, newIndex };
+    return { replies: [this.seal(MessageType.SubsessionReady, encodeSubsessionReady(newIndex))] };
+  }
+
+  /** Responder: the initiator proposes the new index. Collision-checked before anything is demoted. */
+  private onReady(p: Packet, ctx: ReceiveContext): SessionOutput {
+    if (this.sub?.role !== 'responder') fail(LpErrorCode.INVALID_STATE, 'unexpected SubsessionReady');
+    const newIndex = decodeSubsessionReady(p.content);
+    if (newIndex === 0 || newIndex === this.receiverIndex || ctx.indexInUse(newIndex)) {
+      return { replies: [this.seal(MessageType.Collision, EMPTY)] };
+    }
+    const next = this.sub.next;
+    next.assignIndex(newIndex);
+    this.sub = null;
+    this.stateValue = SessionState.ReadOnly;
+    const ack = next.seal(MessageType.Ack, EMPTY);
+    next.rememberReply(ack);
+    return { replies: [ack], promoted: next };
+  }
+
+  /** Initiator: our proposed index collided at the peer; propose another (parent still live). */
+  private onCollision(ctx: ReceiveContext): SessionOutput {
+    if (this.sub?.role !== 'initiator' || this.sub.stage !== 'await-confirm') fail(LpErrorCode.UNEXPECTED_MESSAGE, 'Collision is only valid in reply to SubsessionReady');
+    const newIndex = this.pickIndex({ indexInUse: (i) => ctx.indexInUse(i) || i === (this.sub as { newIndex: number }).newIndex });
+    this.sub.next.assignIndex(newIndex);
+    this.sub = { ...this.sub, newIndex };
+    return { replies: [this.seal(MessageType.SubsessionReady, encodeSubsessionReady(newIndex))], indexCollision: true };
+  }
+
+  private receivePromotionAck(bytes: Uint8Array, h: Header): SessionOutput {
+    const sub = this.sub as { next: Session };
+    const p = openPacket(sub.next.prims, sub.next.recvKey, bytes, h);
+    if (p.type !== MessageType.Ack) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected Ack in the new session, got ${messageTypeName(p.type)}`);
+    sub.next.replay.mark(h.counter);
+    const next = sub.next;
+    this.sub = null;
+    this.stateValue = SessionState.ReadOnly;
+    return { replies: [], promoted: next };
+  }
+
+  /** A child's index is chosen after its keys exist (by the subsession initiator, in Ready). */
+  private assignIndex(receiverIndex: number): void {
+    if (this.sendCounter !== 0) fail(LpErrorCode.INVALID_STATE, 're-indexing a session that already sent');
+    this.index = receiverIndex;
+  }
+
+  /** Drop all key material. */
+  close(): void {
+    if (this.stateValue === SessionState.Closed) return;
+    this.stateValue = SessionState.Closed;
+    this.noiseSend.destroy();
+    this.noiseRecv.destroy();
+    this.prims.zeroize(this.sendKey);
+    this.prims.zeroize(this.recvKey);
+    this.prims.zeroize(this.secret);
+    if (this.sub && 'hs' in this.sub) this.sub.hs.destroy();
+    this.sub = null;
+  }
+
+  /** True if `publicKey` is this session's peer (used by tests and the gateway's registry). */
+  isPeer(publicKey: Uint8Array): boolean {
+    return equalBytes(publicKey, this.remoteStatic);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
