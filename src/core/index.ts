@@ -3,6 +3,7 @@
  * Nothing here opens sockets, starts timers or reads clocks; callers pass bytes and `now`.
  */
 export * from './errors.js';
+export * from './bytes.js';
 export * from './codec/packet.js';
 export * from './codec/framing.js';
 export * from './codec/messages.js';

@@ -144,27 +144,26 @@ export function parseClear(bytes: Uint8Array): Packet {
   return { receiverIndex: h.receiverIndex, counter: h.counter, type, content };
 }
 
-/** AEAD nonce for the outer layer: counter u64 LE ‖ 4 zero bytes (upstream §3). */
+/** Scratch nonce: the core is single-threaded per isolate and never holds it across calls. */
+const NONCE = new Uint8Array(12);
+const NONCE_DV = new DataView(NONCE.buffer);
+
+/** AEAD nonce for the outer layer: counter u64 LE ‖ 4 zero bytes (upstream §3). Valid until the next call. */
 export function outerNonce(counter: number): Uint8Array {
-  const n = new Uint8Array(12);
-  const dv = new DataView(n.buffer);
-  dv.setUint32(0, counter % 0x100000000, true);
-  dv.setUint32(4, Math.floor(counter / 0x100000000), true);
-  return n;
+  NONCE_DV.setUint32(0, counter % 0x100000000, true);
+  NONCE_DV.setUint32(4, Math.floor(counter / 0x100000000), true);
+  return NONCE;
 }
 
 /** Seal a packet under an outer key: AAD = the 12-byte header, the tag replaces the trailer. */
 export function sealPacket(prims: Primitives, key: Uint8Array, p: Packet): Uint8Array {
   checkSize(p.content.length);
   checkContentLength(p.type, p.content.length);
-  const inner = new Uint8Array(INNER_PREFIX_LEN + p.content.length);
-  writeInner(inner, 0, p.type, p.content);
-  const header = new Uint8Array(HEADER_LEN);
-  writeHeader(header, p.receiverIndex, p.counter);
-  const sealed = prims.aeadSeal(key, outerNonce(p.counter), header, inner);
-  const out = new Uint8Array(HEADER_LEN + sealed.length);
-  out.set(header, 0);
-  out.set(sealed, HEADER_LEN);
+  // One allocation: header, then the inner part encrypted in place, then the tag.
+  const out = new Uint8Array(MIN_PACKET_LEN + p.content.length);
+  writeHeader(out, p.receiverIndex, p.counter);
+  writeInner(out, HEADER_LEN, p.type, p.content);
+  prims.aeadSealInPlace(key, outerNonce(p.counter), out.subarray(0, HEADER_LEN), out.subarray(HEADER_LEN), INNER_PREFIX_LEN + p.content.length);
   return out;
 }
 

@@ -30,6 +30,8 @@ export interface Primitives {
 
   /** ChaCha20-Poly1305 (RFC 8439), 12-byte nonce; returns ciphertext ‖ tag. */
   aeadSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Encrypt buf[0..plaintextLength) in place and write the tag right after it (buf must have 16 spare bytes). */
+  aeadSealInPlace(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, plaintextLength: number): void;
   /** Returns the plaintext, or null if authentication fails. */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
 

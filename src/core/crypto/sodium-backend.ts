@@ -10,11 +10,6 @@ import { LpErrorCode, fail } from '../errors.js';
 import { isAllZero } from '../bytes.js';
 import type { KeyPair, Primitives } from './primitives.js';
 
-/** Zero-copy Buffer view of a Uint8Array (sodium-native's typings want Buffer). */
-function view(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
 const contextCache = new Map<string, Uint8Array>();
 function contextBytes(context: string): Uint8Array {
   let c = contextCache.get(context);
@@ -35,7 +30,7 @@ export const sodiumPrimitives: Primitives = {
   x25519FromSecret(secret) {
     if (secret.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'X25519 secret must be 32 bytes');
     const publicKey = Buffer.alloc(32);
-    sodium.crypto_scalarmult_base(publicKey, view(secret));
+    sodium.crypto_scalarmult_base(publicKey, secret);
     return { publicKey, secretKey: Buffer.from(secret) };
   },
 
@@ -43,7 +38,7 @@ export const sodiumPrimitives: Primitives = {
     if (secretKey.length !== 32 || publicKey.length !== 32) fail(LpErrorCode.BAD_DH, 'X25519 keys must be 32 bytes');
     const out = Buffer.alloc(32);
     try {
-      sodium.crypto_scalarmult(out, view(secretKey), view(publicKey));
+      sodium.crypto_scalarmult(out, secretKey, publicKey);
     } catch {
       // libsodium refuses low-order points (all-zero output)
       fail(LpErrorCode.BAD_DH, 'X25519 produced a low-order result');
@@ -56,7 +51,7 @@ export const sodiumPrimitives: Primitives = {
     if (seed.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 seed must be 32 bytes');
     const publicKey = Buffer.alloc(32);
     const secretKey = Buffer.alloc(64);
-    sodium.crypto_sign_seed_keypair(publicKey, secretKey, view(seed));
+    sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed);
     return { publicKey, secretKey };
   },
 
@@ -69,7 +64,7 @@ export const sodiumPrimitives: Primitives = {
   ed25519Verify(publicKey, message, signature) {
     if (publicKey.length !== 32 || signature.length !== 64) return false;
     try {
-      return sodium.crypto_sign_verify_detached(view(signature), view(message), view(publicKey));
+      return sodium.crypto_sign_verify_detached(signature, message, publicKey);
     } catch {
       return false;
     }
@@ -79,7 +74,7 @@ export const sodiumPrimitives: Primitives = {
     if (publicKey.length !== 32) fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 public key must be 32 bytes');
     const out = Buffer.alloc(32);
     try {
-      sodium.crypto_sign_ed25519_pk_to_curve25519(out, view(publicKey));
+      sodium.crypto_sign_ed25519_pk_to_curve25519(out, publicKey);
     } catch {
       fail(LpErrorCode.BAD_PUBLIC_KEY, 'Ed25519 public key is not a valid point');
     }
@@ -88,21 +83,26 @@ export const sodiumPrimitives: Primitives = {
 
   ed25519SkToX25519(secretKey) {
     const out = Buffer.alloc(32);
-    sodium.crypto_sign_ed25519_sk_to_curve25519(out, view(secretKey));
+    sodium.crypto_sign_ed25519_sk_to_curve25519(out, secretKey);
     return out;
   },
 
   aeadSeal(key, nonce, aad, plaintext) {
     const out = Buffer.allocUnsafe(plaintext.length + 16);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, view(plaintext), aad.length ? view(aad) : null, null, view(nonce), view(key));
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plaintext, aad.length ? aad : null, null, nonce, key);
     return out;
+  },
+
+  aeadSealInPlace(key, nonce, aad, buf, plaintextLength) {
+    // libsodium allows c == m for the combined mode: ciphertext overwrites the plaintext, tag follows it.
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(buf.subarray(0, plaintextLength + 16), buf.subarray(0, plaintextLength), aad.length ? aad : null, null, nonce, key);
   },
 
   aeadOpen(key, nonce, aad, ciphertext) {
     if (ciphertext.length < 16) return null;
     const out = Buffer.allocUnsafe(ciphertext.length - 16);
     try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, view(ciphertext), aad.length ? view(aad) : null, view(nonce), view(key));
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, ciphertext, aad.length ? aad : null, nonce, key);
     } catch {
       return null;
     }

@@ -1,0 +1,134 @@
+/**
+ * Builds lp-gateway's own known-answer vectors from fixed seeds: the key schedule, an ML-KEM-768 KKT
+ * response, and a full handshake + registration transcript. `scripts/gen-vectors.ts` writes the result to
+ * test/vectors/lp-gateway-kat.json (published via DESIGN.md); test/core/kat-own.test.ts recomputes and
+ * compares, so any change to the wire format or a KDF shows up as a vector diff.
+ */
+import {
+  KDF_CONTEXT,
+  InitiatorHandshake,
+  type CryptoSuite,
+  clientKeysFromSeed,
+  derivePsk,
+  gatewayKeysFromSeeds,
+  outerKeys,
+  sessionSecret,
+  subsessionPsk,
+  wireguardPsk,
+  toHex,
+  processKktRequest,
+  buildKktRequest,
+  encodeAppMessage,
+  type AppMessage,
+} from '../../src/core/index.js';
+import { MemoryGateway } from './memory-gateway.js';
+import { fill, seededSuite } from './fixtures.js';
+
+export const VECTOR_TIME = 1_763_700_000;
+
+function keyScheduleVectors(suite: CryptoSuite): Record<string, string | number> {
+  const { prims } = suite;
+  const inputs = { kemSharedSecret: fill(0x11, 32), staticDh: fill(0x22, 32), salt: fill(0x33, 32), receiverIndex: 0x01020304, transcriptHash: fill(0x44, 32) };
+  const psk = derivePsk(prims, inputs);
+  const outer = outerKeys(prims, psk);
+  const secret = sessionSecret(prims, psk, fill(0x55, 32));
+  const sub = subsessionPsk(prims, secret, 1);
+  return {
+    kem_shared_secret: toHex(inputs.kemSharedSecret),
+    static_dh: toHex(inputs.staticDh),
+    salt: toHex(inputs.salt),
+    receiver_index: inputs.receiverIndex,
+    transcript_hash: toHex(inputs.transcriptHash),
+    psk: toHex(psk),
+    outer_key_i2r: toHex(outer.i2r),
+    outer_key_r2i: toHex(outer.r2i),
+    handshake_hash: toHex(fill(0x55, 32)),
+    session_secret: toHex(secret),
+    subsession_psk_generation_1: toHex(sub),
+    wireguard_public_key: toHex(fill(0x66, 32)),
+    wireguard_psk: toHex(wireguardPsk(prims, secret, fill(0x66, 32))),
+  };
+}
+
+function kktVectors(suite: CryptoSuite): Record<string, string | number> {
+  const { prims, kem } = suite;
+  const gw = gatewayKeysFromSeeds(suite, { ed25519Seed: fill(2, 32), kemSeed: fill(3, 64) });
+  const client = clientKeysFromSeed(suite, fill(1, 32));
+  const sessionId = new Uint8Array(16).map((_, i) => i);
+  const { frame } = buildKktRequest(prims, kem, client.ed25519, sessionId);
+  const out = processKktRequest(prims, kem, gw.ed25519, gw.kem.publicKey, client.ed25519.publicKey, frame);
+  return {
+    gateway_ed25519_seed: toHex(fill(2, 32)),
+    gateway_ml_kem_seed: toHex(fill(3, 64)),
+    client_ed25519_seed: toHex(fill(1, 32)),
+    session_id: toHex(sessionId),
+    ml_kem_768_public_key_blake3: toHex(gw.kemKeyHash),
+    kkt_request_frame: toHex(frame),
+    kkt_response_frame: toHex(out.response),
+    kkt_response_len: out.response.length,
+  };
+}
+
+interface TranscriptStep {
+  direction: 'client->gateway' | 'gateway->client';
+  what: string;
+  hex: string;
+}
+
+function transcriptVectors(): { client_random_label: string; gateway_random_label: string; unix_time: number; steps: TranscriptStep[] } {
+  const clientSuite = seededSuite('lp-gateway-kat client');
+  const gatewaySuite = seededSuite('lp-gateway-kat gateway');
+  const gwKeys = gatewayKeysFromSeeds(gatewaySuite, { ed25519Seed: fill(2, 32), kemSeed: fill(3, 64) });
+  const client = clientKeysFromSeed(clientSuite, fill(1, 32));
+  const gw = new MemoryGateway(gatewaySuite, gwKeys, () => VECTOR_TIME);
+  gw.onDeliver = (s, msg) =>
+    msg.kind === 'register'
+      ? s.reply({
+          kind: 'registerResponse',
+          response: {
+            success: true,
+            error: null,
+            gatewayData: { publicKey: fill(0x77, 32), endpoint: { family: 4, address: new Uint8Array([192, 0, 2, 1]), port: 51820 }, privateIpv4: new Uint8Array([10, 1, 0, 2]), privateIpv6: new Uint8Array([0xfd, 0, 0, 1, ...new Array<number>(11).fill(0), 2]) },
+            allocatedBandwidth: 1073741824n,
+          },
+        })
+      : null;
+  const hs = new InitiatorHandshake({ suite: clientSuite, client, gateway: { ed25519Public: gwKeys.ed25519.publicKey, kemKeyHash: gwKeys.kemKeyHash } });
+  const steps: TranscriptStep[] = [];
+  const names = ['ClientHello', 'KKTRequest', 'Handshake msg1', 'Handshake msg3'];
+  const replies = ['Ack', 'KKTResponse', 'Handshake msg2', 'Ack (sealed)'];
+  let out = hs.start(VECTOR_TIME);
+  for (let i = 0; out.kind === 'send'; i++) {
+    steps.push({ direction: 'client->gateway', what: names[i] ?? '?', hex: toHex(out.packet) });
+    const reply = gw.handle(out.packet);
+    if (!reply) throw new Error('no reply');
+    steps.push({ direction: 'gateway->client', what: replies[i] ?? '?', hex: toHex(reply) });
+    out = hs.receive(reply, VECTOR_TIME);
+  }
+  if (out.kind !== 'established') throw new Error('handshake did not complete');
+  const session = out.session;
+  const request: AppMessage = {
+    kind: 'register',
+    request: { mode: { kind: 'dvpn', wgPublicKey: fill(0x66, 32) }, credential: { kind: 'mock', blob: new Uint8Array([1, 2, 3, 4]) }, ticketType: 2, timestamp: BigInt(VECTOR_TIME) },
+  };
+  const reqPacket = session.send(request);
+  steps.push({ direction: 'client->gateway', what: `EncryptedData(Register) plaintext=${toHex(encodeAppMessage(request))}`, hex: toHex(reqPacket) });
+  const resp = gw.handle(reqPacket);
+  if (!resp) throw new Error('no registration reply');
+  steps.push({ direction: 'gateway->client', what: 'EncryptedData(RegisterResponse)', hex: toHex(resp) });
+  const delivered = session.receive(resp).delivered;
+  if (delivered?.kind !== 'registerResponse' || !delivered.response.success) throw new Error('registration failed');
+  steps.push({ direction: 'gateway->client', what: `wireguard_psk (not on the wire) for wg key 66×32`, hex: toHex(session.wireguardPsk(fill(0x66, 32))) });
+  return { client_random_label: 'lp-gateway-kat client', gateway_random_label: 'lp-gateway-kat gateway', unix_time: VECTOR_TIME, steps };
+}
+
+export function buildVectors(suite: CryptoSuite): Record<string, unknown> {
+  return {
+    _comment:
+      'lp-gateway own known-answer vectors (DESIGN.md §9). Random bytes in the transcript come from SHA-256(label/counter) streams, see test/helpers/fixtures.ts seededRandom; ML-KEM-768 randomness is the 32-byte m of FIPS 203 taken from the client stream.',
+    kdf_contexts: KDF_CONTEXT,
+    key_schedule: keyScheduleVectors(suite),
+    kkt_ml_kem_768: kktVectors(suite),
+    transcript: transcriptVectors(),
+  };
+}
