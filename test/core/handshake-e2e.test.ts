@@ -55,7 +55,7 @@ test('handshake completes with the sizes of the profile and the gateway holds on
   const { session, sent } = handshake(gw);
   assert.deepEqual(
     sent.map((p) => p.length),
-    [134, 121, 1172, 98],
+    [134, 121, 1188, 98],
     'ClientHello, KKTRequest, msg1 (KEM ciphertext + Noise e,es), msg3',
   );
   assert.equal(gw.sessions.size, 1);

@@ -207,8 +207,17 @@ export function decodeAppMessage(b: Uint8Array): AppMessage {
   });
 }
 
-/** Convenience constructor for an Error reply. */
+/** Longest prefix of `s` whose UTF-8 encoding fits `maxBytes`, never splitting a code point. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  const bytes = new TextEncoder().encode(s);
+  if (bytes.length <= maxBytes) return s;
+  let end = maxBytes;
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--; // back up to a code point boundary
+  return new TextDecoder().decode(bytes.subarray(0, end));
+}
+
+/** Convenience constructor for an Error reply; the message is cut to what the decoder accepts. */
 export function errorMessage(code: string, message: string, retryAfterMs: number | null = null): AppMessage {
-  if (code.length > MAX_ERROR_CODE_LEN) fail(LpErrorCode.ENCODE_BAD_VALUE, 'error code too long');
-  return { kind: 'error', error: { code, message: message.slice(0, MAX_ERROR_MESSAGE_LEN), retryAfterMs } };
+  if (new TextEncoder().encode(code).length > MAX_ERROR_CODE_LEN) fail(LpErrorCode.ENCODE_BAD_VALUE, 'error code too long');
+  return { kind: 'error', error: { code, message: truncateUtf8(message, MAX_ERROR_MESSAGE_LEN), retryAfterMs } };
 }

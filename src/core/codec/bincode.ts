@@ -181,7 +181,8 @@ export class BincodeReader {
   str(maxLen: number): string {
     const raw = this.bytes(maxLen);
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      // ignoreBOM: keep a leading U+FEFF as data, so decoding is canonical (as Rust's from_utf8).
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
     } catch {
       return fail(LpErrorCode.DECODE_BAD_UTF8, 'string is not valid UTF-8');
     }

@@ -3,7 +3,7 @@
  * datagram with no prefix. FrameDecoder is an incremental, allocation-light stream parser: bytes in,
  * whole frames out, a typed error for an oversized or empty length.
  */
-import { LpErrorCode, fail } from '../errors.js';
+import { LpError, LpErrorCode, fail } from '../errors.js';
 import { MAX_PACKET_LEN } from './packet.js';
 
 export const FRAME_PREFIX_LEN = 4;
@@ -17,61 +17,63 @@ export function encodeFrame(packet: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Incremental frame reader. Once a length is known the frame's buffer is allocated and filled in place,
+ * so tiny TCP segments cost O(bytes), not O(chunks²). After an error it refuses all further input.
+ */
 export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
-  private expected = -1;
+  private readonly prefix = new Uint8Array(FRAME_PREFIX_LEN);
+  private prefixFill = 0;
+  private frame: Uint8Array | null = null;
+  private frameFill = 0;
+  private failed: LpError | null = null;
 
   constructor(private readonly maxFrame = MAX_FRAME_LEN) {}
 
-  /** Bytes received but not yet returned as a frame (a stalled partial frame shows here). */
+  /** Bytes of the current frame received so far (a partial length prefix, or the body once the prefix is read). */
   get pending(): number {
-    return this.buffered;
+    return this.frame ? this.frameFill : this.prefixFill;
+  }
+
+  /** True between the first byte of a frame and its last (read timeouts run then). */
+  get midFrame(): boolean {
+    return this.frame !== null || this.prefixFill > 0;
   }
 
   /** Feed bytes; returns the frames completed by them, in order. Throws LpError on a bad length. */
   push(data: Uint8Array): Uint8Array[] {
+    if (this.failed) throw this.failed;
     const frames: Uint8Array[] = [];
-    if (data.length > 0) {
-      this.chunks.push(data);
-      this.buffered += data.length;
-    }
-    for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < FRAME_PREFIX_LEN) break;
-        const prefix = this.take(FRAME_PREFIX_LEN);
-        const len = new DataView(prefix.buffer, prefix.byteOffset, 4).getUint32(0, false);
-        if (len > this.maxFrame) fail(LpErrorCode.FRAME_TOO_LARGE, `frame length ${len} exceeds ${this.maxFrame}`);
-        if (len === 0) fail(LpErrorCode.FRAME_TOO_SHORT, 'zero-length frame');
-        this.expected = len;
+    let off = 0;
+    while (off < data.length) {
+      if (!this.frame) {
+        const k = Math.min(FRAME_PREFIX_LEN - this.prefixFill, data.length - off);
+        this.prefix.set(data.subarray(off, off + k), this.prefixFill);
+        this.prefixFill += k;
+        off += k;
+        if (this.prefixFill < FRAME_PREFIX_LEN) break;
+        const len = new DataView(this.prefix.buffer).getUint32(0, false);
+        if (len > this.maxFrame) this.fail(new LpError(LpErrorCode.FRAME_TOO_LARGE, `frame length ${len} exceeds ${this.maxFrame}`));
+        if (len === 0) this.fail(new LpError(LpErrorCode.FRAME_TOO_SHORT, 'zero-length frame'));
+        this.frame = new Uint8Array(len);
+        this.frameFill = 0;
+        this.prefixFill = 0;
       }
-      if (this.buffered < this.expected) break;
-      frames.push(this.take(this.expected));
-      this.expected = -1;
+      const k = Math.min(this.frame.length - this.frameFill, data.length - off);
+      this.frame.set(data.subarray(off, off + k), this.frameFill);
+      this.frameFill += k;
+      off += k;
+      if (this.frameFill === this.frame.length) {
+        frames.push(this.frame);
+        this.frame = null;
+        this.frameFill = 0;
+      }
     }
     return frames;
   }
 
-  private take(n: number): Uint8Array {
-    const first = this.chunks[0] as Uint8Array;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return out;
-    }
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0] as Uint8Array;
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    this.buffered -= n;
-    return out;
+  private fail(e: LpError): never {
+    this.failed = e;
+    throw e;
   }
 }

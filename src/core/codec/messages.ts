@@ -104,22 +104,34 @@ export function decodeBusy(b: Uint8Array): number | null {
   return decodeAll(b, (r) => r.u32());
 }
 
+/** Length of the message-1 binder (DESIGN.md §4.3). */
+export const MSG1_BINDER_LEN = 16;
+
 /**
- * Handshake message 1 content: `u16 LE kem_ct_len ‖ kem_ciphertext ‖ noise_msg1` (upstream's
- * `len ‖ psq ‖ noise` shape, carrying the ML-KEM ciphertext instead of the PSQ v1 message).
+ * Handshake message 1 content: `u16 LE kem_ct_len ‖ kem_ciphertext ‖ noise_msg1 ‖ binder(16)` (upstream's
+ * `len ‖ psq ‖ noise` shape, carrying the ML-KEM ciphertext instead of the PSQ v1 message, plus a binder
+ * that ties the cleartext message to the ClientHello's static key). `binder` may be omitted to get the
+ * bytes it is computed over.
  */
-export function encodeHandshake1(kemCiphertext: Uint8Array, noise: Uint8Array): Uint8Array {
-  const out = new Uint8Array(2 + kemCiphertext.length + noise.length);
+export function encodeHandshake1(kemCiphertext: Uint8Array, noise: Uint8Array, binder?: Uint8Array): Uint8Array {
+  if (binder && binder.length !== MSG1_BINDER_LEN) fail(LpErrorCode.ENCODE_BAD_VALUE, 'binder must be 16 bytes');
+  const out = new Uint8Array(2 + kemCiphertext.length + noise.length + (binder ? MSG1_BINDER_LEN : 0));
   new DataView(out.buffer).setUint16(0, kemCiphertext.length, true);
   out.set(kemCiphertext, 2);
   out.set(noise, 2 + kemCiphertext.length);
+  if (binder) out.set(binder, 2 + kemCiphertext.length + noise.length);
   return out;
 }
 
-export function decodeHandshake1(b: Uint8Array, kemCiphertextLength: number, noiseLength: number): { kemCiphertext: Uint8Array; noise: Uint8Array } {
+export function decodeHandshake1(
+  b: Uint8Array,
+  kemCiphertextLength: number,
+  noiseLength: number,
+): { kemCiphertext: Uint8Array; noise: Uint8Array; binder: Uint8Array; bound: Uint8Array } {
   if (b.length < 2) fail(LpErrorCode.DECODE_TRUNCATED, 'handshake message 1 too short');
   const len = new DataView(b.buffer, b.byteOffset, 2).getUint16(0, true);
   if (len !== kemCiphertextLength) fail(LpErrorCode.KEM_BAD_CIPHERTEXT, `KEM ciphertext length ${len}, expected ${kemCiphertextLength}`);
-  if (b.length !== 2 + len + noiseLength) fail(LpErrorCode.BAD_CONTENT_LENGTH, `handshake message 1 is ${b.length} bytes, expected ${2 + len + noiseLength}`);
-  return { kemCiphertext: b.subarray(2, 2 + len), noise: b.subarray(2 + len) };
+  const end = 2 + len + noiseLength;
+  if (b.length !== end + MSG1_BINDER_LEN) fail(LpErrorCode.BAD_CONTENT_LENGTH, `handshake message 1 is ${b.length} bytes, expected ${end + MSG1_BINDER_LEN}`);
+  return { kemCiphertext: b.subarray(2, 2 + len), noise: b.subarray(2 + len, end), binder: b.subarray(end), bound: b.subarray(0, end) };
 }

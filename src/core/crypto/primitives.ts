@@ -39,6 +39,8 @@ export interface Primitives {
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
 
   blake3(data: Uint8Array): Uint8Array;
+  /** BLAKE3 keyed-hash mode (32-byte key), 32-byte output. */
+  blake3Keyed(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** BLAKE3 derive_key mode with a context string, 32-byte output. */
   blake3DeriveKey(context: string, keyMaterial: Uint8Array): Uint8Array;
 

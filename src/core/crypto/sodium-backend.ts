@@ -121,6 +121,10 @@ export const sodiumPrimitives: Primitives = {
     return blake3(data);
   },
 
+  blake3Keyed(key, data) {
+    return blake3(data, { key });
+  },
+
   blake3DeriveKey(context, keyMaterial) {
     return blake3(keyMaterial, { context: contextBytes(context) });
   },

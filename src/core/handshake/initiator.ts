@@ -13,7 +13,7 @@ import { buildKktRequest, processKktResponse } from '../kkt/kkt.js';
 import { HandshakeState } from '../noise/index.js';
 import { Session } from '../session/session.js';
 import type { ClientKeys, GatewayPin } from './identity.js';
-import { derivePsk, kktTranscriptHash, outerKeys, sessionSecret, type DirectionalKeys } from './key-schedule.js';
+import { derivePsk, kktTranscriptHash, msg1Binder, outerKeys, sessionSecret, type DirectionalKeys } from './key-schedule.js';
 import { NOISE_PATTERN } from './responder.js';
 
 export const InitiatorStage = {
@@ -161,9 +161,10 @@ export class InitiatorHandshake {
     const { kemPublicKey, frame } = processKktResponse(prims, kem, this.cfg.gateway.ed25519Public, this.cfg.gateway.kemKeyHash, requestFrame, p.content);
     const { ciphertext, sharedSecret } = kem.encapsulate(kemPublicKey, prims.randomBytes(32));
     const gatewayX25519 = prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public);
+    const staticDh = prims.x25519(this.cfg.client.x25519.secretKey, gatewayX25519);
     const psk = derivePsk(prims, {
       kemSharedSecret: sharedSecret,
-      staticDh: prims.x25519(this.cfg.client.x25519.secretKey, gatewayX25519),
+      staticDh,
       salt: this.salt as Uint8Array,
       receiverIndex: this.index,
       transcriptHash: kktTranscriptHash(prims, requestFrame, frame.raw, ciphertext),
@@ -171,12 +172,15 @@ export class InitiatorHandshake {
     prims.zeroize(sharedSecret);
     const hs = new HandshakeState(prims, { pattern: NOISE_PATTERN, initiator: true, s: this.cfg.client.x25519, rs: gatewayX25519, psks: [psk] });
     const msg1 = hs.writeMessage(new Uint8Array(0));
+    const bound = encodeHandshake1(ciphertext, msg1);
+    const content = encodeHandshake1(ciphertext, msg1, msg1Binder(prims, staticDh, this.salt as Uint8Array, this.index, bound));
+    prims.zeroize(staticDh);
     this.noise = hs;
     this.psk = psk;
     this.keys = outerKeys(prims, psk);
     this.stageValue = InitiatorStage.AwaitMsg2;
     // Message 1 travels in cleartext: the gateway has no key until it has read it.
-    return this.sent(serializeClear({ receiverIndex: this.index, counter: this.sendCounter++, type: MessageType.Handshake, content: encodeHandshake1(ciphertext, msg1) }));
+    return this.sent(serializeClear({ receiverIndex: this.index, counter: this.sendCounter++, type: MessageType.Handshake, content }));
   }
 
   private openSealed(bytes: Uint8Array, type: MessageType): Packet {

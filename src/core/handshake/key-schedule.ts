@@ -7,6 +7,7 @@ import { concat, u32le, u64le } from '../bytes.js';
 import type { Primitives } from '../crypto/primitives.js';
 
 export const KDF_CONTEXT = {
+  msg1Binder: 'lp-gateway 2026-11-21 msg1 binder key v1',
   psk: 'lp-gateway 2026-11-21 handshake psk v1',
   outerI2R: 'lp-gateway 2026-11-21 outer aead initiator-to-responder v1',
   outerR2I: 'lp-gateway 2026-11-21 outer aead responder-to-initiator v1',
@@ -25,6 +26,20 @@ export interface PskInputs {
   receiverIndex: number;
   /** BLAKE3(KKT request frame ‖ KKT response frame ‖ KEM ciphertext). */
   transcriptHash: Uint8Array;
+}
+
+/**
+ * Message 1 travels in cleartext (the gateway has no PSK before reading it), so it carries a binder:
+ * BLAKE3-keyed(binder_key, content before the binder)[0..16] with
+ * binder_key = derive_key(msg1Binder, static_dh ‖ salt ‖ receiver_index u32 LE). Only the holder of the
+ * ClientHello's static secret can make it, so a third party who sees the index cannot replace message 1,
+ * and the gateway rejects junk before the costly KEM decapsulation.
+ */
+export function msg1Binder(prims: Primitives, staticDh: Uint8Array, salt: Uint8Array, receiverIndex: number, bound: Uint8Array): Uint8Array {
+  const key = prims.blake3DeriveKey(KDF_CONTEXT.msg1Binder, concat(staticDh, salt, u32le(receiverIndex)));
+  const tag = prims.blake3Keyed(key, bound).subarray(0, 16);
+  prims.zeroize(key);
+  return tag;
 }
 
 /** PSK = derive_key(psk, kem_ss ‖ static_dh ‖ salt ‖ receiver_index u32 LE ‖ transcript_hash): 132 bytes in. */

@@ -15,7 +15,7 @@ import { processKktRequest } from '../kkt/kkt.js';
 import { HandshakeState } from '../noise/index.js';
 import { Session } from '../session/session.js';
 import type { GatewayKeys } from './identity.js';
-import { derivePsk, kktTranscriptHash, outerKeys, sessionSecret, type DirectionalKeys } from './key-schedule.js';
+import { derivePsk, kktTranscriptHash, msg1Binder, outerKeys, sessionSecret, type DirectionalKeys } from './key-schedule.js';
 
 export const NOISE_PATTERN = 'XKpsk3';
 export const NOISE_MSG1_LEN = 48;
@@ -155,16 +155,20 @@ export class ResponderHandshake {
   private onMsg1(p: Packet): ResponderOutput {
     const { prims, kem } = this.cfg.suite;
     const k = this.cfg.keys;
-    const { kemCiphertext, noise } = decodeHandshake1(p.content, kem.ciphertextLength, NOISE_MSG1_LEN);
+    const { kemCiphertext, noise, binder, bound } = decodeHandshake1(p.content, kem.ciphertextLength, NOISE_MSG1_LEN);
+    const staticDh = prims.x25519(k.x25519.secretKey, this.hello.clientX25519);
+    // Checked before decapsulation: a message 1 not made by the ClientHello's key holder costs one DH.
+    if (!equalBytes(msg1Binder(prims, staticDh, this.hello.salt, this.receiverIndex, bound), binder)) fail(LpErrorCode.BAD_BINDER, 'handshake message 1 binder does not match the ClientHello key');
     const kemSharedSecret = kem.decapsulate(kemCiphertext, k.kem.secretKey);
     const psk = derivePsk(prims, {
       kemSharedSecret,
-      staticDh: prims.x25519(k.x25519.secretKey, this.hello.clientX25519),
+      staticDh,
       salt: this.hello.salt,
       receiverIndex: this.receiverIndex,
       transcriptHash: kktTranscriptHash(prims, this.kktRequestFrame as Uint8Array, this.kktResponseFrame as Uint8Array, kemCiphertext),
     });
     prims.zeroize(kemSharedSecret);
+    prims.zeroize(staticDh);
     const hs = new HandshakeState(prims, { pattern: NOISE_PATTERN, initiator: false, s: k.x25519, psks: [psk] });
     hs.readMessage(noise); // throws without side effects on a forged msg1: the handshake stays as it was
     const msg2 = hs.writeMessage(new Uint8Array(0));

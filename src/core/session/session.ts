@@ -285,11 +285,11 @@ export class Session {
       if (this.sub.stage === 'await-confirm') fail(LpErrorCode.SUBSESSION_IN_PROGRESS, 'KK1 received while our promotion awaits confirmation');
       // Simultaneous initiation: the lower X25519 static key loses and becomes responder.
       if (compareBytes(this.localStatic.publicKey, this.remoteStatic) > 0) return { replies: [this.seal(MessageType.SubsessionAbort, EMPTY)] };
-      this.sub.hs.destroy();
-      this.sub = null;
     }
+    // Our own attempt is dropped only once the peer's KK1 has passed Noise.
     const hs = this.kkHandshake(false);
     hs.readMessage(payload);
+    if (this.sub?.role === 'initiator' && 'hs' in this.sub) this.sub.hs.destroy();
     const kk2 = encodeSubsessionPayload(hs.writeMessage(EMPTY));
     // Index is chosen by the initiator in Ready; the child is re-labelled then.
     this.sub = { role: 'responder', next: this.childSession(hs, 'responder', 0) };

@@ -1,0 +1,197 @@
+/**
+ * Client transports: each sends one LP packet and resolves with the single reply packet.
+ *   TcpPerPacketTransport — a new connection per packet (upstream behaviour);
+ *   TcpStreamTransport    — one reused connection, requests strictly one at a time;
+ *   UdpTransport          — one datagram each way, re-sent on timeout (the gateway answers re-sends
+ *                           idempotently);
+ *   ForwardTransport (telescoping.ts) — through an entry's session to an exit.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { FrameDecoder, encodeFrame } from '../core/index.js';
+import { exchangeOnce } from '../net/tcp-exchange.js';
+import { ClientError } from './errors.js';
+
+export interface Transport {
+  /** Send one packet, resolve with the one reply; rejects with ClientError on timeout or close. */
+  request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  close(): void;
+  readonly kind: 'tcp' | 'tcp-stream' | 'udp' | 'forward';
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (!m) throw new ClientError('LPC_ERR_BAD_ADDRESS', `not a HOST:PORT address: ${address}`);
+  return { host: m[1] as string, port: Number(m[2]) };
+}
+
+export class TcpPerPacketTransport implements Transport {
+  readonly kind = 'tcp' as const;
+  constructor(
+    private readonly address: string,
+    private readonly connectTimeoutMs = 10_000,
+  ) {}
+
+  async request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const { host, port } = splitHostPort(this.address);
+    try {
+      return await exchangeOnce({ host, port, connectTimeoutMs: this.connectTimeoutMs, ioTimeoutMs: timeoutMs }, packet);
+    } catch (e) {
+      throw ClientError.from(e);
+    }
+  }
+
+  close(): void {}
+}
+
+export class TcpStreamTransport implements Transport {
+  readonly kind = 'tcp-stream' as const;
+  private socket: net.Socket | null = null;
+  private decoder = new FrameDecoder();
+  private pending: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
+  private connecting: Promise<net.Socket> | null = null;
+
+  constructor(
+    private readonly address: string,
+    private readonly connectTimeoutMs = 10_000,
+  ) {}
+
+  private connect(): Promise<net.Socket> {
+    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    this.connecting ??= new Promise<net.Socket>((resolve, reject) => {
+      const { host, port } = splitHostPort(this.address);
+      const s = net.connect({ host, port, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new ClientError('LPC_ERR_CONNECT_TIMEOUT', `connect to ${this.address} timed out after ${this.connectTimeoutMs} ms`));
+      }, this.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        this.socket = s;
+        this.decoder = new FrameDecoder();
+        resolve(s);
+      });
+      s.on('data', (chunk: Buffer) => this.onData(chunk));
+      s.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new ClientError('LPC_ERR_CONNECT_FAILED', `${this.address}: ${e.message}`));
+        this.fail(new ClientError('LPC_ERR_CONNECTION_LOST', `${this.address}: ${e.message}`));
+      });
+      s.on('close', () => {
+        this.socket = null;
+        this.fail(new ClientError('LPC_ERR_CLOSED_WITHOUT_REPLY', `${this.address} closed the connection without a reply`));
+      });
+    }).finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Uint8Array[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.fail(new ClientError('LPC_ERR_BAD_REPLY', (e as Error).message));
+      this.socket?.destroy();
+      return;
+    }
+    for (const f of frames) {
+      const p = this.pending;
+      if (!p) continue; // a reply nobody waits for (after a timeout): dropped
+      this.pending = null;
+      clearTimeout(p.timer);
+      p.resolve(new Uint8Array(f));
+    }
+  }
+
+  private fail(e: Error): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    clearTimeout(p.timer);
+    p.reject(e);
+  }
+
+  async request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.pending) throw new ClientError('LPC_ERR_BUSY_TRANSPORT', 'a request is already in flight on this connection');
+    const s = await this.connect();
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending = null;
+        // The reply may still arrive and would be mistaken for the next one: start over on a new connection.
+        s.destroy();
+        reject(new ClientError('LPC_ERR_TIMEOUT', `no reply from ${this.address} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending = { resolve, reject, timer };
+      s.write(encodeFrame(packet));
+    });
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+}
+
+export class UdpTransport implements Transport {
+  readonly kind = 'udp' as const;
+  private socket: dgram.Socket | null = null;
+  private pending: { resolve: (b: Uint8Array) => void } | null = null;
+
+  constructor(
+    private readonly address: string,
+    /** Re-sends of an unanswered datagram within one request's timeout. */
+    private readonly attempts = 4,
+  ) {}
+
+  private open(): dgram.Socket {
+    if (this.socket) return this.socket;
+    const { host } = splitHostPort(this.address);
+    const s = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    s.on('message', (msg) => {
+      const p = this.pending;
+      if (!p) return;
+      this.pending = null;
+      p.resolve(new Uint8Array(msg));
+    });
+    s.on('error', () => undefined);
+    this.socket = s;
+    return s;
+  }
+
+  request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.pending) return Promise.reject(new ClientError('LPC_ERR_BUSY_TRANSPORT', 'a request is already in flight on this socket'));
+    const s = this.open();
+    const { host, port } = splitHostPort(this.address);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let sent = 0;
+      const interval = Math.max(50, Math.floor(timeoutMs / this.attempts));
+      const send = (): void => {
+        sent++;
+        s.send(packet, port, host);
+      };
+      const resend = setInterval(() => {
+        if (sent < this.attempts) send();
+      }, interval);
+      const timer = setTimeout(() => {
+        clearInterval(resend);
+        this.pending = null;
+        reject(new ClientError('LPC_ERR_TIMEOUT', `no reply from ${this.address} within ${timeoutMs} ms (${sent} datagram(s) sent)`));
+      }, timeoutMs);
+      this.pending = {
+        resolve: (b) => {
+          clearInterval(resend);
+          clearTimeout(timer);
+          resolve(b);
+        },
+      };
+      send();
+    });
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+}

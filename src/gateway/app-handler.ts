@@ -1,0 +1,45 @@
+/**
+ * Serves the application messages a session delivers: registration (both roles), telescoping forwards
+ * (entry role), ping. Everything else gets a coded Error reply; nothing is answered silently.
+ */
+import { type AppMessage, type RegisterRequest, type RegisterResponse, type Session, errorMessage } from '../core/index.js';
+import type { Forwarder } from './forwarder.js';
+import { ForwardErrorCode } from './forwarder.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { AppHandler, PacketSource } from './shard.js';
+
+export interface Registrar {
+  register(request: RegisterRequest, ctx: { wireguardPsk: Uint8Array; nowSec: number; remote?: string }): RegisterResponse | Promise<RegisterResponse>;
+}
+
+export class GatewayAppHandler implements AppHandler {
+  constructor(
+    private readonly registrar: Registrar,
+    private readonly forwarder: Forwarder | null,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  async handle(msg: AppMessage, session: Session, src: PacketSource): Promise<AppMessage | null> {
+    switch (msg.kind) {
+      case 'register': {
+        const req = msg.request;
+        const wgKey = req.mode.kind === 'dvpn' ? req.mode.wgPublicKey : new Uint8Array(32);
+        const response = await this.registrar.register(req, { wireguardPsk: session.wireguardPsk(wgKey), nowSec: Math.floor(Date.now() / 1000), remote: `${src.address}:${src.port}` });
+        this.metrics.registrations.inc({ mode: req.mode.kind, result: response.success ? 'success' : (response.error?.code ?? 'failed') });
+        if (response.success && response.allocatedBandwidth > 0n) this.metrics.bandwidthAllocated.inc(Number(response.allocatedBandwidth));
+        return { kind: 'registerResponse', response };
+      }
+      case 'forward':
+        if (!this.forwarder) {
+          this.metrics.forwards.inc({ result: 'refused_not_entry' });
+          return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
+        }
+        return this.forwarder.forward(msg.forward);
+      case 'ping':
+        return { kind: 'pong', payload: msg.payload };
+      default:
+        this.metrics.error('LPGW_ERR_UNEXPECTED_APP_MESSAGE');
+        return errorMessage('LPGW_ERR_UNEXPECTED_APP_MESSAGE', `a gateway does not accept '${msg.kind}' messages`);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Gateway configuration: the schema, its embedded defaults, and documentation of every key. Loading
+ * (config/*.toml, then LPGW_* environment, then flags; flags win) and validation live in config-load.ts.
+ * config/gateway.toml is the documented sample and must list every key below with its default.
+ */
+
+export type GatewayMode = 'entry' | 'exit' | 'both';
+export type CredentialVerifierKind = 'mock' | 'ticket';
+
+export interface GatewayConfig {
+  /** entry: accepts clients and forwards; exit: accepts clients and forwarded packets; both. */
+  mode: GatewayMode;
+  /** Keys (0600) and the SQLite database live here; created on first run. */
+  dataDir: string;
+  lp: {
+    /** LP TCP listener, HOST:PORT; port 0 picks a free port. */
+    tcp: string;
+    /** LP UDP listener, HOST:PORT; port 0 picks a free port; empty string disables UDP. */
+    udp: string;
+    /** Host put in the signed descriptor; empty = the bind host, or 127.0.0.1 for a wildcard bind. */
+    announceHost: string;
+    /** ClientHello clock tolerance, seconds either way. */
+    timestampToleranceSec: number;
+    /** Concurrent TCP connections; more are refused at accept. */
+    maxConnections: number;
+    /** A started frame must complete within this many ms, or the connection is closed. */
+    readTimeoutMs: number;
+    /** A connection with no frame in flight is closed after this many ms. */
+    idleTimeoutMs: number;
+    /** ClientHellos per second per source IP (token bucket rate). */
+    helloRatePerSec: number;
+    /** Token bucket burst. */
+    helloBurst: number;
+  };
+  tables: {
+    maxHandshakes: number;
+    maxSessions: number;
+    /** Handshake lifetime from creation. */
+    handshakeTtlSec: number;
+    /** Session idle lifetime. */
+    sessionIdleTtlSec: number;
+    /** Demoted (read-only) session idle lifetime. */
+    demotedIdleTtlSec: number;
+    /** Number of receiver-index shards (1 = in-thread). */
+    shards: number;
+  };
+  http: {
+    /** HTTP API HOST:PORT (health, metrics, descriptor, stats); port 0 picks a free port. */
+    listen: string;
+  };
+  forward: {
+    maxConcurrent: number;
+    connectTimeoutMs: number;
+    ioTimeoutMs: number;
+    /** First backoff after a failed forward to an exit; doubles per failure. */
+    backoffBaseMs: number;
+    /** Backoff cap (a Busy retry hint above it is honoured). */
+    backoffMaxMs: number;
+  };
+  directory: {
+    /** Descriptor URLs of other gateways (http://host:port/v1/gateway or http://host:port). */
+    peers: string[];
+    /** Topology file (JSON): { "gateways": [ { "url": "..." } | <descriptor> ] }; empty = none. */
+    topology: string;
+    /** Re-fetch peer descriptors every N seconds (0 = only at start). */
+    refreshSec: number;
+  };
+  registration: {
+    credentialVerifier: CredentialVerifierKind;
+    /** Ticket issuer Ed25519 public keys, hex. */
+    ticketIssuers: string[];
+    ipv4Pool: string;
+    ipv6Pool: string;
+    timestampToleranceSec: number;
+    /** Bandwidth granted by the mock verifier, bytes. */
+    mockBandwidthBytes: number;
+  };
+  wireguard: {
+    /** WireGuard interface to apply peers to with `wg`; empty = keep the registry only. */
+    interface: string;
+    /** WireGuard endpoint HOST:PORT returned to clients; empty = <announce host>:51820. */
+    endpoint: string;
+  };
+  collector: {
+    enabled: boolean;
+    iface: string;
+    windowSec: number;
+    /** NDJSON output directory; empty = <dataDir>/collector. */
+    outDir: string;
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  /** Seconds SIGTERM/SIGINT waits for in-flight work before closing. */
+  shutdownGraceSec: number;
+}
+
+export const DEFAULT_CONFIG: GatewayConfig = {
+  mode: 'both',
+  dataDir: './data',
+  lp: {
+    tcp: '0.0.0.0:41264',
+    udp: '0.0.0.0:51264',
+    announceHost: '',
+    timestampToleranceSec: 30,
+    maxConnections: 10_000,
+    readTimeoutMs: 10_000,
+    idleTimeoutMs: 60_000,
+    helloRatePerSec: 20,
+    helloBurst: 5,
+  },
+  tables: {
+    maxHandshakes: 100_000,
+    maxSessions: 1_000_000,
+    handshakeTtlSec: 90,
+    sessionIdleTtlSec: 86_400,
+    demotedIdleTtlSec: 60,
+    shards: 1,
+  },
+  http: { listen: '127.0.0.1:8080' },
+  forward: { maxConcurrent: 1000, connectTimeoutMs: 5000, ioTimeoutMs: 10_000, backoffBaseMs: 250, backoffMaxMs: 30_000 },
+  directory: { peers: [], topology: '', refreshSec: 300 },
+  registration: {
+    credentialVerifier: 'ticket',
+    ticketIssuers: [],
+    ipv4Pool: '10.1.0.0/16',
+    ipv6Pool: 'fd00:1::/112',
+    timestampToleranceSec: 30,
+    mockBandwidthBytes: 1_073_741_824,
+  },
+  wireguard: { interface: '', endpoint: '' },
+  collector: { enabled: false, iface: 'lo', windowSec: 10, outDir: '' },
+  log: { level: 'info' },
+  shutdownGraceSec: 10,
+};

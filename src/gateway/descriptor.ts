@@ -1,0 +1,246 @@
+/**
+ * The signed gateway descriptor, served at `GET /v1/gateway` and consumed by other gateways' directories
+ * and by clients (which pin `identity_key` and `kem.key_hash`). Schema version 1, JSON, snake_case:
+ *
+ *   { "schema_version": 1,
+ *     "identity_key": "<64 hex: Ed25519 public key>",
+ *     "lp": { "tcp": "host:port", "udp": "host:port" | null },
+ *     "kem": { "algorithm": "ML-KEM-768", "kkt_code": 1, "key_hash_algorithm": "BLAKE3-256", "key_hash": "<64 hex>" },
+ *     "roles": ["entry", "exit"],
+ *     "wireguard": { "public_key": "<base64, 32 bytes>", "endpoint": "host:port" } | null,
+ *     "software_version": "0.1.0",
+ *     "issued_at": <unix seconds>,
+ *     "signature": "<128 hex: Ed25519>" }
+ *
+ * signature = Ed25519(identity, "lp-gateway descriptor v1\n" ‖ canonical JSON of every other field), where
+ * canonical JSON sorts object keys recursively (UTF-16 code unit order), has no whitespace, and holds only
+ * integers and ASCII strings, so it coincides with RFC 8785 (JCS) for every valid descriptor.
+ * Addresses are normalised (normalizeLpAddress) before signing. verifyDescriptor is strict: exactly these
+ * fields, these constants, lower-case hex.
+ */
+import { fromHex, toHex, type CryptoSuite, type GatewayKeys, type GatewayPin } from '../core/index.js';
+import { version as softwareVersion } from '../version.js';
+import type { GatewayConfig, GatewayMode } from './config.js';
+import { formatHostPort, parseHostPort } from './config-load.js';
+import { GatewayError, GatewayErrorCode } from './errors.js';
+import { formatIp, parseIp } from './registration/allocator.js';
+
+export const DESCRIPTOR_SCHEMA_VERSION = 1;
+/** Domain separation prefix of the signed bytes. */
+export const DESCRIPTOR_SIGNING_CONTEXT = 'lp-gateway descriptor v1\n';
+/** Default WireGuard port published when wireguard.endpoint is empty. */
+export const DEFAULT_WIREGUARD_PORT = 51820;
+
+export type GatewayRole = 'entry' | 'exit';
+
+export interface GatewayDescriptor {
+  schema_version: 1;
+  identity_key: string;
+  lp: { tcp: string; udp: string | null };
+  kem: { algorithm: 'ML-KEM-768'; kkt_code: 1; key_hash_algorithm: 'BLAKE3-256'; key_hash: string };
+  roles: GatewayRole[];
+  wireguard: { public_key: string; endpoint: string } | null;
+  software_version: string;
+  issued_at: number;
+  signature: string;
+}
+
+export type UnsignedDescriptor = Omit<GatewayDescriptor, 'signature'>;
+
+export interface DescriptorParams {
+  /** Announced LP TCP address, HOST:PORT. */
+  lpTcp: string;
+  /** Announced LP UDP address, or null when UDP is off. */
+  lpUdp: string | null;
+  mode: GatewayMode;
+  wireguard: { publicKey: Uint8Array; endpoint: string } | null;
+  /** Defaults to the package version. */
+  softwareVersion?: string;
+  /** Unix seconds; defaults to now. */
+  issuedAt?: number;
+}
+
+const malformed = (msg: string): never => {
+  throw new GatewayError(GatewayErrorCode.DESCRIPTOR_MALFORMED, `gateway descriptor: ${msg}`);
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Canonical form
+
+/** Canonical JSON: keys sorted recursively, no whitespace; only null, booleans, safe integers, strings, arrays, objects. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new TypeError(`canonicalJson: only safe integers are allowed, got ${v}`);
+    return String(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  throw new TypeError(`canonicalJson: unsupported value of type ${typeof v}`);
+}
+
+/** The bytes the descriptor signature covers. */
+export function descriptorSigningBytes(d: UnsignedDescriptor): Uint8Array {
+  const { signature: _ignored, ...rest } = d as GatewayDescriptor;
+  return new TextEncoder().encode(DESCRIPTOR_SIGNING_CONTEXT + canonicalJson(rest));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Addresses
+
+/**
+ * Canonical text of an LP address, for comparing a forward target with a descriptor: IPv6 in brackets in
+ * RFC 5952 form (lower-case, compressed), host names lower-case without a trailing dot, port without
+ * leading zeros. Throws LPGW_ERR_BAD_ADDRESS when `s` is not HOST:PORT.
+ */
+export function normalizeLpAddress(s: string): string {
+  const { host, port } = parseHostPort(s);
+  if (host.includes(':')) {
+    const ip = parseIp(host);
+    if (!ip) throw new GatewayError(GatewayErrorCode.BAD_ADDRESS, `'${s}': bad IPv6 address`);
+    return `[${formatIp(ip.bytes)}]:${port}`;
+  }
+  return `${host.toLowerCase().replace(/\.$/, '')}:${port}`;
+}
+
+const isWildcard = (h: string): boolean => h === '0.0.0.0' || h === '::' || h === '';
+
+function announceHostFor(configured: string, bindHost: string): string {
+  const h = configured.startsWith('[') && configured.endsWith(']') ? configured.slice(1, -1) : configured;
+  if (h !== '') return h;
+  return isWildcard(bindHost) ? '127.0.0.1' : bindHost;
+}
+
+/**
+ * The addresses a gateway publishes: lp.announce_host (else the bind host, 127.0.0.1 for a wildcard bind)
+ * with the configured port, or the actually bound port when given (port 0 in the config).
+ */
+export function announcedAddresses(config: GatewayConfig, bound: { tcpPort?: number; udpPort?: number } = {}): { lpTcp: string; lpUdp: string | null; wireguardEndpoint: string } {
+  const tcp = parseHostPort(config.lp.tcp);
+  const tcpHost = announceHostFor(config.lp.announceHost, tcp.host);
+  const lpTcp = normalizeLpAddress(formatHostPort(tcpHost, bound.tcpPort ?? tcp.port));
+  let lpUdp: string | null = null;
+  if (config.lp.udp !== '') {
+    const udp = parseHostPort(config.lp.udp);
+    lpUdp = normalizeLpAddress(formatHostPort(announceHostFor(config.lp.announceHost, udp.host), bound.udpPort ?? udp.port));
+  }
+  const wireguardEndpoint = config.wireguard.endpoint !== '' ? config.wireguard.endpoint : formatHostPort(tcpHost, DEFAULT_WIREGUARD_PORT);
+  return { lpTcp, lpUdp, wireguardEndpoint: normalizeLpAddress(wireguardEndpoint) };
+}
+
+export function rolesForMode(mode: GatewayMode): GatewayRole[] {
+  return mode === 'both' ? ['entry', 'exit'] : [mode];
+}
+
+/** Descriptor parameters for this gateway's configuration (see announcedAddresses). */
+export function descriptorParamsFromConfig(config: GatewayConfig, wireguardPublicKey: Uint8Array, bound: { tcpPort?: number; udpPort?: number } = {}): DescriptorParams {
+  const a = announcedAddresses(config, bound);
+  return { lpTcp: a.lpTcp, lpUdp: a.lpUdp, mode: config.mode, wireguard: { publicKey: wireguardPublicKey, endpoint: a.wireguardEndpoint } };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Build and verify
+
+export function buildDescriptor(params: DescriptorParams, suite: CryptoSuite, keys: GatewayKeys): GatewayDescriptor {
+  if (suite.kem.name !== 'ML-KEM-768' || suite.kem.kktCode !== 1) {
+    throw new GatewayError(GatewayErrorCode.INTERNAL, `descriptor v1 supports ML-KEM-768 only, not ${suite.kem.name}`);
+  }
+  if (params.wireguard && params.wireguard.publicKey.length !== 32) throw new GatewayError(GatewayErrorCode.INTERNAL, 'WireGuard public key must be 32 bytes');
+  const unsigned: UnsignedDescriptor = {
+    schema_version: 1,
+    identity_key: toHex(keys.ed25519.publicKey),
+    lp: { tcp: normalizeLpAddress(params.lpTcp), udp: params.lpUdp === null ? null : normalizeLpAddress(params.lpUdp) },
+    kem: { algorithm: 'ML-KEM-768', kkt_code: 1, key_hash_algorithm: 'BLAKE3-256', key_hash: toHex(keys.kemKeyHash) },
+    roles: rolesForMode(params.mode),
+    wireguard: params.wireguard
+      ? { public_key: Buffer.from(params.wireguard.publicKey).toString('base64'), endpoint: normalizeLpAddress(params.wireguard.endpoint) }
+      : null,
+    software_version: params.softwareVersion ?? softwareVersion,
+    issued_at: params.issuedAt ?? Math.floor(Date.now() / 1000),
+  };
+  checkShape({ ...unsigned, signature: '0'.repeat(128) }); // never publish what verifyDescriptor would refuse
+  const signature = suite.prims.ed25519Sign(keys.ed25519.secretKey, descriptorSigningBytes(unsigned));
+  return { ...unsigned, signature: toHex(signature) };
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+const B64_32 = /^[A-Za-z0-9+/]{43}=$/;
+const PRINTABLE = /^[\x20-\x7e]{1,64}$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function exactKeys(where: string, o: Record<string, unknown>, keys: readonly string[]): void {
+  for (const k of keys) if (!Object.prototype.hasOwnProperty.call(o, k)) malformed(`${where}missing field '${k}'`);
+  for (const k of Object.keys(o)) if (!keys.includes(k)) malformed(`${where}unknown field '${k}'`);
+}
+
+function address(where: string, v: unknown): string {
+  if (typeof v !== 'string') return malformed(`${where} must be a HOST:PORT string`);
+  let norm: string;
+  try {
+    norm = normalizeLpAddress(v);
+  } catch (e) {
+    return malformed(`${where}: ${(e as Error).message}`);
+  }
+  if (norm !== v) malformed(`${where} '${v}' is not in normalised form ('${norm}')`);
+  return v;
+}
+
+/** Strict v1 shape check; throws LPGW_ERR_DESCRIPTOR_MALFORMED. */
+function checkShape(d: unknown): GatewayDescriptor {
+  if (!isObject(d)) return malformed('expected a JSON object');
+  exactKeys('', d, ['schema_version', 'identity_key', 'lp', 'kem', 'roles', 'wireguard', 'software_version', 'issued_at', 'signature']);
+  if (d.schema_version !== DESCRIPTOR_SCHEMA_VERSION) malformed(`unsupported schema_version ${JSON.stringify(d.schema_version)} (expected 1)`);
+  if (typeof d.identity_key !== 'string' || !HEX64.test(d.identity_key)) malformed('identity_key must be 64 lower-case hex characters');
+  const lp = d.lp;
+  if (!isObject(lp)) return malformed('lp must be an object');
+  exactKeys('lp: ', lp, ['tcp', 'udp']);
+  address('lp.tcp', lp.tcp);
+  if (lp.udp !== null) address('lp.udp', lp.udp);
+  const kem = d.kem;
+  if (!isObject(kem)) return malformed('kem must be an object');
+  exactKeys('kem: ', kem, ['algorithm', 'kkt_code', 'key_hash_algorithm', 'key_hash']);
+  if (kem.algorithm !== 'ML-KEM-768' || kem.kkt_code !== 1) malformed(`unsupported KEM ${JSON.stringify(kem.algorithm)} / kkt_code ${JSON.stringify(kem.kkt_code)} (expected ML-KEM-768 / 1)`);
+  if (kem.key_hash_algorithm !== 'BLAKE3-256') malformed(`unsupported key_hash_algorithm ${JSON.stringify(kem.key_hash_algorithm)}`);
+  if (typeof kem.key_hash !== 'string' || !HEX64.test(kem.key_hash)) malformed('kem.key_hash must be 64 lower-case hex characters');
+  const roles = d.roles;
+  if (!Array.isArray(roles) || roles.length === 0 || roles.length > 2) return malformed('roles must be a non-empty array of "entry" / "exit"');
+  if (!roles.every((r) => r === 'entry' || r === 'exit') || new Set(roles).size !== roles.length) malformed('roles must hold distinct "entry" / "exit" values');
+  const wg = d.wireguard;
+  if (wg !== null) {
+    if (!isObject(wg)) return malformed('wireguard must be an object or null');
+    exactKeys('wireguard: ', wg, ['public_key', 'endpoint']);
+    if (typeof wg.public_key !== 'string' || !B64_32.test(wg.public_key) || Buffer.from(wg.public_key, 'base64').length !== 32) malformed('wireguard.public_key must be a base64 32-byte key');
+    address('wireguard.endpoint', wg.endpoint);
+  }
+  if (typeof d.software_version !== 'string' || !PRINTABLE.test(d.software_version)) malformed('software_version must be 1-64 printable ASCII characters');
+  if (typeof d.issued_at !== 'number' || !Number.isSafeInteger(d.issued_at) || d.issued_at < 0) malformed('issued_at must be a non-negative integer (unix seconds)');
+  if (typeof d.signature !== 'string' || !HEX128.test(d.signature)) malformed('signature must be 128 lower-case hex characters');
+  return d as unknown as GatewayDescriptor;
+}
+
+/**
+ * Checks shape (LPGW_ERR_DESCRIPTOR_MALFORMED) and signature (LPGW_ERR_DESCRIPTOR_SIGNATURE); returns a
+ * deep copy of the verified descriptor.
+ */
+export function verifyDescriptor(json: unknown, suite: CryptoSuite): GatewayDescriptor {
+  const d = checkShape(json);
+  const copy = structuredClone(d);
+  const ok = suite.prims.ed25519Verify(fromHex(copy.identity_key), descriptorSigningBytes(copy), fromHex(copy.signature));
+  if (!ok) throw new GatewayError(GatewayErrorCode.DESCRIPTOR_SIGNATURE, `gateway descriptor of ${copy.identity_key.slice(0, 16)}…: signature does not verify`);
+  return copy;
+}
+
+/** What a client pins from a verified descriptor. */
+export function descriptorPin(d: GatewayDescriptor): GatewayPin {
+  return { ed25519Public: fromHex(d.identity_key), kemKeyHash: fromHex(d.kem.key_hash) };
+}

@@ -1,0 +1,63 @@
+/**
+ * Coded errors of the gateway's I/O edges (registration, storage, WireGuard, tickets), in the same
+ * fastify `FST_ERR_*` style as LpError (src/core/errors.ts) and CollectorError. The set of codes is open:
+ * `code` is a plain string so other components can add their own `LPGW_ERR_*` codes next to these, and
+ * every rejected input reaches the client as `ErrorBody { code, message }` and the metrics by `code`.
+ */
+
+export const GatewayErrorCode = {
+  /** Unexpected failure (database, I/O); details go to the log, never to the client. */
+  INTERNAL: 'LPGW_ERR_INTERNAL',
+  // registration
+  REGISTRATION_TIMESTAMP: 'LPGW_ERR_REGISTRATION_TIMESTAMP',
+  REGISTRATION_MALFORMED: 'LPGW_ERR_REGISTRATION_MALFORMED',
+  POOL_EXHAUSTED: 'LPGW_ERR_POOL_EXHAUSTED',
+  POOL_INVALID: 'LPGW_ERR_POOL_INVALID',
+  WG_APPLY: 'LPGW_ERR_WG_APPLY',
+  // credentials
+  CREDENTIAL_MALFORMED: 'LPGW_ERR_CREDENTIAL_MALFORMED',
+  CREDENTIAL_REJECTED: 'LPGW_ERR_CREDENTIAL_REJECTED',
+  TICKET_SPENT: 'LPGW_ERR_TICKET_SPENT',
+  TICKET_UNKNOWN_ISSUER: 'LPGW_ERR_TICKET_UNKNOWN_ISSUER',
+  TICKET_BAD_SIGNATURE: 'LPGW_ERR_TICKET_BAD_SIGNATURE',
+  TICKET_EXPIRED: 'LPGW_ERR_TICKET_EXPIRED',
+  TICKET_WRONG_TYPE: 'LPGW_ERR_TICKET_WRONG_TYPE',
+  // storage and operator files
+  STORE_SCHEMA: 'LPGW_ERR_STORE_SCHEMA',
+  ISSUER_KEY: 'LPGW_ERR_ISSUER_KEY',
+  TICKET_FILE: 'LPGW_ERR_TICKET_FILE',
+  // configuration, keys, descriptors
+  /** Invalid configuration (TOML, LPGW_* environment or flags); the message names the key and the source. */
+  CONFIG: 'LPGW_ERR_CONFIG',
+  /** A key file in the data directory is unreadable, short or corrupt (never overwritten). */
+  KEYSTORE: 'LPGW_ERR_KEYSTORE',
+  /** `lp-gateway init` found existing keys and --force was not given. */
+  KEYSTORE_EXISTS: 'LPGW_ERR_KEYSTORE_EXISTS',
+  /** A gateway descriptor does not have the v1 shape. */
+  DESCRIPTOR_MALFORMED: 'LPGW_ERR_DESCRIPTOR_MALFORMED',
+  /** A gateway descriptor's Ed25519 signature does not verify. */
+  DESCRIPTOR_SIGNATURE: 'LPGW_ERR_DESCRIPTOR_SIGNATURE',
+  /** An LP address (HOST:PORT) does not parse. */
+  BAD_ADDRESS: 'LPGW_ERR_BAD_ADDRESS',
+} as const;
+
+export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
+
+export class GatewayError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError;
+}
+
+/** Throw helper that keeps call sites on one line. */
+export function gwFail(code: string, message: string): never {
+  throw new GatewayError(code, message);
+}

@@ -1,0 +1,138 @@
+/**
+ * Entry role: relay one inner LP packet to an exit and return its reply (telescoping, PRODUCT.md §1.8).
+ * No open relay: the target's identity AND LP address must match a verified directory entry, or no
+ * connection is opened. Bounded: at most `maxConcurrent` forwards (then Busy), connect and I/O timeouts,
+ * and per-exit exponential backoff whose cap yields to a longer Busy hint from the exit.
+ */
+import { type AppMessage, type ForwardPacketData, MessageType, decodeBusy, errorMessage, parseClear, parseHeader, LpError, toHex } from '../core/index.js';
+import type { Logger } from '../log.js';
+import { ExchangeError, exchangeOnce } from '../net/tcp-exchange.js';
+import type { GatewayMetrics } from './metrics.js';
+
+export interface ForwardDirectory {
+  /** A verified peer whose identity and (normalized) LP TCP address both match, or null. */
+  lookup(identity: Uint8Array, lpAddress: string): { lp: { tcp: string } } | null;
+}
+
+export interface ForwarderOptions {
+  maxConcurrent: number;
+  connectTimeoutMs: number;
+  ioTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const ForwardErrorCode = {
+  TARGET_UNKNOWN: 'LPGW_ERR_FORWARD_TARGET_UNKNOWN',
+  BUSY: 'LPGW_ERR_FORWARD_BUSY',
+  BACKOFF: 'LPGW_ERR_FORWARD_BACKOFF',
+  FAILED: 'LPGW_ERR_FORWARD_FAILED',
+  BAD_PACKET: 'LPGW_ERR_FORWARD_BAD_PACKET',
+  NOT_ENTRY: 'LPGW_ERR_FORWARD_NOT_ENTRY',
+} as const;
+
+interface Backoff {
+  failures: number;
+  until: number;
+}
+
+/** Split `host:port` / `[v6]:port`. */
+function splitAddress(a: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(a) ?? /^([^:]+):(\d+)$/.exec(a);
+  if (!m) throw new Error(`bad address ${a}`);
+  return { host: m[1] as string, port: Number(m[2]) };
+}
+
+export class Forwarder {
+  private inFlight = 0;
+  private readonly backoff = new Map<string, Backoff>();
+  /** Connections opened to exits (tests assert that refused forwards open none). */
+  connectionsOpened = 0;
+
+  constructor(
+    private readonly o: ForwarderOptions,
+    private readonly directory: ForwardDirectory,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  private refuse(result: string, code: string, message: string, retryAfterMs: number | null = null): AppMessage {
+    this.metrics.forwards.inc({ result });
+    return errorMessage(code, message, retryAfterMs);
+  }
+
+  async forward(f: ForwardPacketData, nowMs = Date.now()): Promise<AppMessage> {
+    const entry = this.directory.lookup(f.targetGatewayIdentity, f.targetLpAddress);
+    if (!entry) return this.refuse('refused_unknown_target', ForwardErrorCode.TARGET_UNKNOWN, `no gateway ${toHex(f.targetGatewayIdentity).slice(0, 16)}… at ${f.targetLpAddress} in this entry's directory`);
+    try {
+      parseHeader(f.innerPacketBytes);
+    } catch (e) {
+      return this.refuse('refused_bad_packet', ForwardErrorCode.BAD_PACKET, `inner packet rejected: ${(e as Error).message}`);
+    }
+    const key = entry.lp.tcp;
+    const b = this.backoff.get(key);
+    if (b && b.until > nowMs) return this.refuse('refused_backoff', ForwardErrorCode.BACKOFF, `exit ${key} is in backoff after ${b.failures} failure(s)`, b.until - nowMs);
+    if (this.inFlight >= this.o.maxConcurrent) return this.refuse('refused_busy', ForwardErrorCode.BUSY, 'too many forwards in flight', 100);
+
+    this.inFlight++;
+    this.metrics.forwardsInFlight.set(this.inFlight);
+    const end = this.metrics.forwardDuration.startTimer();
+    try {
+      const { host, port } = splitAddress(key);
+      const reply = await exchangeOnce({ host, port, connectTimeoutMs: this.o.connectTimeoutMs, ioTimeoutMs: this.o.ioTimeoutMs, onConnect: () => this.connectionsOpened++ }, f.innerPacketBytes);
+      this.onExitReply(key, reply, nowMs);
+      this.metrics.forwards.inc({ result: 'ok' });
+      return { kind: 'forwardResponse', innerPacketBytes: reply };
+    } catch (e) {
+      const failures = (this.backoff.get(key)?.failures ?? 0) + 1;
+      const delay = Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs);
+      this.backoff.set(key, { failures, until: Date.now() + delay });
+      const code = e instanceof ExchangeError ? e.code : 'LPGW_ERR_FORWARD_FAILED';
+      this.logger.info({ exit: key, failures, backoffMs: delay, code }, `forward to exit failed: ${(e as Error).message}`);
+      return this.refuse('failed', ForwardErrorCode.FAILED, `forward to ${key} failed (${code}): ${(e as Error).message}`, delay);
+    } finally {
+      end();
+      this.inFlight--;
+      this.metrics.forwardsInFlight.set(this.inFlight);
+      this.updateBackoffGauges();
+    }
+  }
+
+  /** A Busy from the exit backs off for at least its hint, even past the cap; any other reply resets. */
+  private onExitReply(key: string, reply: Uint8Array, nowMs: number): void {
+    let busyMs: number | null = null;
+    if (reply.length <= 38) {
+      try {
+        const p = parseClear(reply);
+        if (p.type === MessageType.Busy) busyMs = decodeBusy(p.content) ?? this.o.backoffBaseMs;
+      } catch (e) {
+        if (!(e instanceof LpError)) throw e;
+      }
+    }
+    if (busyMs === null) {
+      this.backoff.delete(key);
+      return;
+    }
+    const failures = (this.backoff.get(key)?.failures ?? 0) + 1;
+    const delay = Math.max(Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs), busyMs);
+    this.backoff.set(key, { failures, until: nowMs + delay });
+  }
+
+  private updateBackoffGauges(): void {
+    const now = Date.now();
+    let exits = 0;
+    let longest = 0;
+    for (const b of this.backoff.values()) {
+      if (b.until > now) {
+        exits++;
+        longest = Math.max(longest, b.until - now);
+      }
+    }
+    this.metrics.forwardBackoffExits.set(exits);
+    this.metrics.forwardBackoffSeconds.set(longest / 1000);
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The gateway's HTTP API (fastify): health, Prometheus metrics, the signed descriptor and live stats.
+ * Bound to loopback by default; operators expose it deliberately.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../../log.js';
+import type { GatewayMetrics } from '../metrics.js';
+
+export interface ApiSources {
+  metrics: GatewayMetrics;
+  /** The signed descriptor, as served at /v1/gateway. */
+  descriptor(): unknown;
+  stats(): Record<string, unknown>;
+  /** Extra routes (the collector's), registered before listen. */
+  extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
+}
+
+export async function buildApi(src: ApiSources, logger: Logger): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+    // Scrapes and probes would flood the log; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const started = Date.now();
+
+  app.get('/health', async () => ({ status: 'ok', uptime_sec: Math.floor((Date.now() - started) / 1000) }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', src.metrics.registry.contentType);
+    return src.metrics.registry.metrics();
+  });
+
+  app.get('/v1/gateway', async () => src.descriptor());
+
+  // JSON has no BigInt: counters that may exceed 2^53 are sent as decimal strings.
+  app.get('/v1/stats', async (_req, reply) => {
+    reply.header('content-type', 'application/json; charset=utf-8');
+    return JSON.stringify({ uptime_sec: Math.floor((Date.now() - started) / 1000), ...src.stats() }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  });
+
+  if (src.extraRoutes) await src.extraRoutes(app);
+  return app;
+}

@@ -1,0 +1,73 @@
+/**
+ * LP over UDP: one packet per datagram, no length prefix, the reply goes to the source (PRODUCT.md §1.10).
+ * Anti-amplification: a reply to a packet that no session key authenticated is never larger than the
+ * packet itself (clients pad such requests, e.g. KKTRequest); otherwise it is dropped and counted.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from '../../log.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { PacketHandler } from './tcp.js';
+
+export interface UdpListenerOptions {
+  host: string;
+  port: number;
+}
+
+export class UdpListener {
+  private readonly socket: dgram.Socket;
+  private inFlight = 0;
+  /** No new datagrams are taken once closing; replies to in-flight ones still go out until the socket closes. */
+  private closing = false;
+  private closed = false;
+
+  constructor(
+    private readonly opts: UdpListenerOptions,
+    private readonly onPacket: PacketHandler,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.socket = dgram.createSocket({ type: net.isIPv6(opts.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4', reuseAddr: false });
+    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.socket.on('error', (e) => this.logger.error({ err: e }, 'UDP socket error'));
+  }
+
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind({ address: this.opts.host.replace(/^\[|\]$/g, ''), port: this.opts.port }, () => {
+        this.socket.off('error', reject);
+        const a = this.socket.address();
+        resolve({ address: a.address, family: a.family, port: a.port });
+      });
+    });
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing) return;
+    this.metrics.packetsIn.inc({ transport: 'udp' });
+    this.metrics.bytesIn.inc({ transport: 'udp' }, msg.length);
+    this.inFlight++;
+    this.onPacket(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port })
+      .then(({ reply, authenticated }) => {
+        if (!reply || this.closed) return;
+        if (!authenticated && reply.length > msg.length) {
+          this.metrics.dropped.inc({ reason: 'amplification' });
+          return;
+        }
+        this.socket.send(reply, rinfo.port, rinfo.address);
+        this.metrics.packetsOut.inc({ transport: 'udp' });
+        this.metrics.bytesOut.inc({ transport: 'udp' }, reply.length);
+      })
+      .catch((e: unknown) => this.logger.error({ err: e }, 'UDP packet handler failed'))
+      .finally(() => this.inFlight--);
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.closed = true;
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}

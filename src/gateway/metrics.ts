@@ -1,0 +1,47 @@
+/**
+ * Prometheus metrics of the gateway (prom-client, own Registry per gateway so tests can run several).
+ * Names follow Prometheus conventions: `lp_` prefix, `_total` counters, base units (bytes, seconds).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Transport = 'tcp' | 'udp';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly connections = new Counter({ name: 'lp_connections_total', help: 'TCP connections accepted', registers: [this.registry] });
+  readonly connectionsRejected = new Counter({ name: 'lp_connections_rejected_total', help: 'TCP connections refused or closed by policy', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly connectionsActive = new Gauge({ name: 'lp_connections_active', help: 'Open TCP connections', registers: [this.registry] });
+  readonly packetsIn = new Counter({ name: 'lp_packets_received_total', help: 'LP packets received', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly packetsOut = new Counter({ name: 'lp_packets_sent_total', help: 'LP packets sent', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly bytesIn = new Counter({ name: 'lp_received_bytes_total', help: 'Bytes received on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'lp_sent_bytes_total', help: 'Bytes sent on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry] });
+  readonly handshakes = new Counter({ name: 'lp_handshakes_total', help: 'Handshake outcomes at the gateway', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly errors = new Counter({ name: 'lp_errors_total', help: 'Rejected inputs by error code', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly dropped = new Counter({ name: 'lp_dropped_packets_total', help: 'Packets dropped without a reply, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly evictions = new Counter({ name: 'lp_table_evictions_total', help: 'Entries pushed out of a full table', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly expirations = new Counter({ name: 'lp_table_expirations_total', help: 'Entries removed at their TTL', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly tableSize = new Gauge({ name: 'lp_table_entries', help: 'Entries per state table', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly subsessions = new Counter({ name: 'lp_subsessions_total', help: 'Rekey events', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly registrations = new Counter({ name: 'lp_registrations_total', help: 'Registrations by mode and result', labelNames: ['mode', 'result'] as const, registers: [this.registry] });
+  readonly bandwidthAllocated = new Counter({ name: 'lp_bandwidth_allocated_bytes_total', help: 'Bandwidth granted to registered clients', registers: [this.registry] });
+  readonly forwards = new Counter({ name: 'lp_forwards_total', help: 'Telescoping forwards by result', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly forwardDuration = new Histogram({
+    name: 'lp_forward_duration_seconds',
+    help: 'Entry→exit forward round trip',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly forwardsInFlight = new Gauge({ name: 'lp_forwards_in_flight', help: 'Forwards currently waiting on an exit', registers: [this.registry] });
+  readonly forwardBackoffExits = new Gauge({ name: 'lp_forward_backoff_exits', help: 'Exits currently in backoff after failures', registers: [this.registry] });
+  readonly forwardBackoffSeconds = new Gauge({ name: 'lp_forward_backoff_seconds', help: 'Longest remaining backoff across exits', registers: [this.registry] });
+  readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket', registers: [this.registry] });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lp_' });
+  }
+
+  error(code: string): void {
+    this.errors.inc({ code });
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Composition root of a gateway process: keys → registration store → directory + forwarder (entry) →
+ * shard(s) → dispatcher → TCP/UDP listeners → HTTP API. `startGateway` returns once every listener is
+ * bound (port 0 resolved) and the signed descriptor is built from the real addresses.
+ */
+import type { AddressInfo } from 'node:net';
+import { defaultSuite, type CryptoSuite, fromHex, type SocketAddress } from '../core/index.js';
+import type { Logger } from '../log.js';
+import { GatewayAppHandler } from './app-handler.js';
+import type { GatewayConfig } from './config.js';
+import { parseHostPort } from './config-load.js';
+import { announcedAddresses, buildDescriptor, type GatewayDescriptor } from './descriptor.js';
+import { Directory } from './directory.js';
+import { Dispatcher } from './dispatcher.js';
+import { Forwarder } from './forwarder.js';
+import { buildApi } from './http/api.js';
+import { loadOrCreateKeys } from './keystore.js';
+import { TcpListener } from './listeners/tcp.js';
+import { UdpListener } from './listeners/udp.js';
+import { GatewayMetrics } from './metrics.js';
+import { TokenBucketLimiter } from './rate-limit.js';
+import { AddressAllocator, parseIp } from './registration/allocator.js';
+import { RegistrationService } from './registration/service.js';
+import { RegistrationStore } from './registration/store.js';
+import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
+import { NullPeerApplier, WgCliPeerApplier, type PeerApplier } from './registration/wireguard.js';
+import { LocalShard, type Shard } from './shard.js';
+
+export interface RunningGateway {
+  readonly config: GatewayConfig;
+  readonly addresses: { lpTcp: string; lpUdp: string | null; http: string };
+  readonly metrics: GatewayMetrics;
+  readonly forwarder: Forwarder | null;
+  descriptor(): GatewayDescriptor;
+  stats(): Record<string, unknown>;
+  /** Stop accepting, finish in-flight work (up to the grace period), close the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  suite?: CryptoSuite;
+  /** Extra HTTP routes (the collector's), registered before the API listens. */
+  extraRoutes?: Parameters<typeof buildApi>[0]['extraRoutes'];
+}
+
+function fmt(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** GatewayData endpoint for dVPN clients, from the announced WireGuard HOST:PORT. */
+function socketAddress(hostPort: string): SocketAddress {
+  const { host, port } = parseHostPort(hostPort);
+  const ip = parseIp(host.replace(/^\[|\]$/g, ''));
+  return ip ? { family: ip.family, address: ip.bytes, port } : { family: 4, address: new Uint8Array([0, 0, 0, 0]), port };
+}
+
+export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<RunningGateway> {
+  const logger = opts.logger;
+  const suite = opts.suite ?? defaultSuite;
+  const metrics = new GatewayMetrics();
+  const isEntry = config.mode !== 'exit';
+
+  const { keys, wireguard, created } = loadOrCreateKeys(config.dataDir, suite, logger);
+  logger.info({ dataDir: config.dataDir, created, identity: Buffer.from(keys.ed25519.publicKey).toString('hex') }, created ? 'generated new gateway keys' : 'loaded gateway keys');
+
+  // Registration: SQLite store, verifier, WireGuard applier.
+  const store = RegistrationStore.open(config.dataDir, { logger });
+  let verifier: CredentialVerifier;
+  if (config.registration.credentialVerifier === 'mock') {
+    verifier = new MockVerifier({ bandwidthBytes: BigInt(config.registration.mockBandwidthBytes) });
+    logger.warn('credential verifier is MOCK: any well-formed credential is accepted (tests and localnets only)');
+  } else {
+    verifier = new TicketVerifier({ issuers: config.registration.ticketIssuers.map((h) => fromHex(h)), ledger: store });
+    if (config.registration.ticketIssuers.length === 0) logger.warn('no ticket issuers configured: every registration will be refused (set registration.ticket_issuers, or --mock-ecash for tests)');
+  }
+  const applier: PeerApplier = config.wireguard.interface ? new WgCliPeerApplier({ interface: config.wireguard.interface }) : new NullPeerApplier();
+
+  // Listeners first (port 0 → real ports), then everything that announces them.
+  const tcpBind = parseHostPort(config.lp.tcp);
+  const udpBind = config.lp.udp ? parseHostPort(config.lp.udp) : null;
+  const wgEndpoint = announcedAddresses(config).wireguardEndpoint;
+  const registration = new RegistrationService({
+    store,
+    verifier,
+    allocator: new AddressAllocator({ ipv4Pool: config.registration.ipv4Pool, ipv6Pool: config.registration.ipv6Pool }),
+    applier,
+    wireguard: { publicKey: wireguard.publicKey, endpoint: socketAddress(wgEndpoint) },
+    timestampToleranceSec: config.registration.timestampToleranceSec,
+    logger: logger.child({ component: 'registration' }),
+  });
+  await registration.start();
+
+  const directory = isEntry ? new Directory({ peers: config.directory.peers, topology: config.directory.topology, refreshSec: config.directory.refreshSec, ownIdentity: keys.ed25519.publicKey }, suite, logger.child({ component: 'directory' })) : null;
+  if (directory) {
+    await directory.load();
+    directory.start();
+    logger.info({ peers: directory.size }, 'directory loaded');
+  }
+  const forwarder = directory ? new Forwarder(config.forward, directory, metrics, logger.child({ component: 'forwarder' })) : null;
+  const app = new GatewayAppHandler(registration, forwarder, metrics);
+
+  const shards: Shard[] = [];
+  for (let i = 0; i < Math.max(1, config.tables.shards); i++) {
+    shards.push(
+      new LocalShard({
+        suite,
+        keys,
+        limits: {
+          // Bounds are per gateway; split evenly across shards.
+          maxHandshakes: Math.ceil(config.tables.maxHandshakes / Math.max(1, config.tables.shards)),
+          maxSessions: Math.ceil(config.tables.maxSessions / Math.max(1, config.tables.shards)),
+          handshakeTtlSec: config.tables.handshakeTtlSec,
+          sessionIdleTtlSec: config.tables.sessionIdleTtlSec,
+          demotedIdleTtlSec: config.tables.demotedIdleTtlSec,
+        },
+        timestampToleranceSec: config.lp.timestampToleranceSec,
+        app,
+        metrics,
+        logger: logger.child({ component: 'shard', shard: i }),
+      }),
+    );
+  }
+  const dispatcher = new Dispatcher(shards, new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), metrics);
+  const onPacket = dispatcher.onPacket.bind(dispatcher);
+
+  const tcp = new TcpListener({ host: tcpBind.host, port: tcpBind.port, maxConnections: config.lp.maxConnections, readTimeoutMs: config.lp.readTimeoutMs, idleTimeoutMs: config.lp.idleTimeoutMs }, (p, s) => onPacket(p, s), metrics, logger.child({ component: 'tcp' }));
+  const tcpAddr = await tcp.listen();
+  const udp = udpBind ? new UdpListener({ host: udpBind.host, port: udpBind.port }, (p, s) => onPacket(p, s), metrics, logger.child({ component: 'udp' })) : null;
+  const udpAddr = udp ? await udp.listen() : null;
+
+  const { lpTcp, lpUdp } = announcedAddresses(config, { tcpPort: tcpAddr.port, udpPort: udpAddr?.port });
+  const descriptor = buildDescriptor(
+    {
+      lpTcp,
+      lpUdp,
+      mode: config.mode,
+      wireguard: { publicKey: wireguard.publicKey, endpoint: wgEndpoint },
+    },
+    suite,
+    keys,
+  );
+
+  const sweep = setInterval(() => {
+    for (const s of shards) s.sweep();
+  }, 1000);
+  sweep.unref();
+
+  const stats = (): Record<string, unknown> => {
+    const t = shards.map((s) => s.stats()).reduce((a, b) => ({ handshakes: a.handshakes + b.handshakes, sessions: a.sessions + b.sessions, demoted: a.demoted + b.demoted }));
+    return {
+      mode: config.mode,
+      identity_key: descriptor.identity_key,
+      lp: { tcp: lpTcp, udp: lpUdp },
+      tables: t,
+      connections: { tcp_open: tcp.connectionCount },
+      forwards: forwarder ? { in_flight: forwarder.inFlightCount, connections_opened: forwarder.connectionsOpened } : null,
+      directory: directory ? { peers: directory.size } : null,
+      registrations: registration.stats(),
+    };
+  };
+
+  const api = await buildApi({ metrics, descriptor: () => descriptor, stats, extraRoutes: opts.extraRoutes }, logger);
+  const httpBind = parseHostPort(config.http.listen);
+  await api.listen({ host: httpBind.host.replace(/^\[|\]$/g, ''), port: httpBind.port });
+  const httpAddr = api.server.address() as AddressInfo;
+  const http = fmt(httpAddr);
+  logger.info({ lpTcp: fmt(tcpAddr), lpUdp: udpAddr ? fmt(udpAddr) : null, http, mode: config.mode, announced: { lpTcp, lpUdp } }, 'gateway listening');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    addresses: { lpTcp: fmt(tcpAddr), lpUdp: udpAddr ? fmt(udpAddr) : null, http },
+    metrics,
+    forwarder,
+    descriptor: () => descriptor,
+    stats,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        const graceMs = config.shutdownGraceSec * 1000;
+        logger.info({ graceSec: config.shutdownGraceSec }, 'shutting down: no new connections, finishing in-flight requests');
+        clearInterval(sweep);
+        directory?.stop();
+        await Promise.all([tcp.close(graceMs), udp?.close(graceMs)]);
+        await api.close();
+        for (const s of shards) s.close();
+        store.close();
+        logger.info('gateway stopped');
+      })();
+      return stopping;
+    },
+  };
+}

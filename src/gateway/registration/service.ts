@@ -1,0 +1,269 @@
+/**
+ * Registration (PRODUCT.md §2): turns a decoded `RegisterRequest` from an authenticated LP session into a
+ * `RegisterResponse`. It never throws for a bad request: every failure becomes `success: false` with a
+ * coded `ErrorBody` (`LPGW_ERR_*`; unexpected failures are `LPGW_ERR_INTERNAL`, details only in the log).
+ *
+ * Order of work (deviation from upstream, which allocated and stored the peer before verifying):
+ * 1. timestamp within ±tolerance (default 30 s), request shape, ticket type consistent with the mode and
+ *    accepted by this gateway;
+ * 2. one store transaction: verify the credential (a ticket's serial is spent here), then allocate and
+ *    persist (dVPN) or record the client (mixnet), then record the bandwidth grant. Any failure rolls the
+ *    whole transaction back: a refused credential leaves no trace and spends nothing;
+ * 3. dVPN only, after commit: apply the peer to the WireGuard device. If that fails, a compensating
+ *    transaction gives the ticket back, removes the grant and removes a new peer (a renewed one gets its
+ *    previous PSK back), and the client gets `LPGW_ERR_WG_APPLY`.
+ *
+ * Re-registering a WireGuard key returns its stored addresses (idempotent, also across restarts); the PSK
+ * is replaced by the one derived from the new LP session, and each registration adds its own grant.
+ */
+import type { GatewayData, RegisterRequest, RegisterResponse, SocketAddress, TicketType } from '../../core/codec/app.js';
+import { TicketType as TT } from '../../core/codec/app.js';
+import { isAllZero, toHex } from '../../core/bytes.js';
+import type { Logger } from '../../log.js';
+import { GatewayError, GatewayErrorCode, gwFail } from '../errors.js';
+import { AddressAllocator } from './allocator.js';
+import type { RegistrationModeName, RegistrationStore, StoredPeer } from './store.js';
+import { ticketTypeName } from './tickets.js';
+import type { CredentialVerifier, VerifiedCredential } from './verifiers.js';
+import { NullPeerApplier, type PeerApplier } from './wireguard.js';
+
+export const DEFAULT_REGISTRATION_TIMESTAMP_TOLERANCE_SEC = 30;
+
+export interface RegistrationContext {
+  /** WireGuard PSK derived from the LP session (`wireguardPsk` in key-schedule.ts), 32 bytes. */
+  wireguardPsk: Uint8Array;
+  nowSec: number;
+  /** Remote address, for logs only. */
+  remote?: string;
+}
+
+export type RegistrationResult = 'success' | 'failure';
+
+/** Called once per register() outcome (metrics); `code` is null on success. */
+export type RegistrationResultListener = (mode: RegistrationModeName, result: RegistrationResult, code: string | null, bandwidthBytes: bigint) => void;
+
+export interface RegistrationStats {
+  success: Record<RegistrationModeName, number>;
+  failure: Record<RegistrationModeName, number>;
+  /** Failures by error code, both modes. */
+  failuresByCode: Record<string, number>;
+  /** Sum of bandwidth granted by successful registrations since start. */
+  bandwidthGrantedBytes: bigint;
+}
+
+export interface RegistrationServiceOptions {
+  store: RegistrationStore;
+  verifier: CredentialVerifier;
+  /** Default pools 10.1.0.0/16 and fd00:1::/112. */
+  allocator?: AddressAllocator;
+  /** Default NullPeerApplier (registry only). */
+  applier?: PeerApplier;
+  /** What dVPN clients get in `GatewayData`: the gateway's WireGuard X25519 public key and endpoint. */
+  wireguard: { publicKey: Uint8Array; endpoint: SocketAddress };
+  /** ± seconds between the request timestamp and the gateway clock; default 30. */
+  timestampToleranceSec?: number;
+  /** Ticket types this gateway accepts (e.g. only `*-entry` on an entry-only gateway); default all. */
+  acceptedTicketTypes?: readonly TicketType[];
+  logger?: Logger;
+  onResult?: RegistrationResultListener;
+}
+
+/** ErrorBody.message bound of the wire decoder (src/core/codec/app.ts). */
+const MAX_ERROR_MESSAGE_LEN = 1024;
+const DVPN_TYPES: readonly number[] = [TT.V1WireguardEntry, TT.V1WireguardExit];
+const MIXNET_TYPES: readonly number[] = [TT.V1MixnetEntry, TT.V1MixnetExit];
+const ALL_TYPES: readonly TicketType[] = [TT.V1MixnetEntry, TT.V1MixnetExit, TT.V1WireguardEntry, TT.V1WireguardExit];
+
+interface DvpnCommit {
+  verified: VerifiedCredential;
+  previous: StoredPeer | null;
+  ipv4: Uint8Array;
+  ipv6: Uint8Array;
+  grantId: number;
+}
+
+export class RegistrationService {
+  readonly store: RegistrationStore;
+  readonly verifier: CredentialVerifier;
+  readonly allocator: AddressAllocator;
+  readonly applier: PeerApplier;
+  private readonly wgPublicKey: Uint8Array;
+  private readonly wgEndpoint: SocketAddress;
+  private readonly tolerance: bigint;
+  private readonly accepted: ReadonlySet<number>;
+  private readonly logger: Logger | undefined;
+  private readonly onResult: RegistrationResultListener | undefined;
+  private readonly counters: RegistrationStats = { success: { dvpn: 0, mixnet: 0 }, failure: { dvpn: 0, mixnet: 0 }, failuresByCode: {}, bandwidthGrantedBytes: 0n };
+
+  constructor(opts: RegistrationServiceOptions) {
+    this.store = opts.store;
+    this.verifier = opts.verifier;
+    this.allocator = opts.allocator ?? new AddressAllocator();
+    this.applier = opts.applier ?? new NullPeerApplier();
+    if (opts.wireguard.publicKey.length !== 32) throw new TypeError('gateway WireGuard public key must be 32 bytes');
+    this.wgPublicKey = new Uint8Array(opts.wireguard.publicKey);
+    this.wgEndpoint = opts.wireguard.endpoint;
+    this.tolerance = BigInt(opts.timestampToleranceSec ?? DEFAULT_REGISTRATION_TIMESTAMP_TOLERANCE_SEC);
+    this.accepted = new Set(opts.acceptedTicketTypes ?? ALL_TYPES);
+    this.logger = opts.logger;
+    this.onResult = opts.onResult;
+  }
+
+  /**
+   * Re-applies every stored peer to the WireGuard device (no-op without one; then it logs once that only
+   * the registry is kept). Peers stored without a PSK (registered while no interface was configured) are
+   * skipped: their clients must register again. Throws GatewayError LPGW_ERR_WG_APPLY if `wg` fails.
+   */
+  async start(): Promise<{ reapplied: number; skippedWithoutPsk: number }> {
+    if (this.applier.kind === 'none') {
+      this.logger?.info('no WireGuard interface configured: keeping the registry only');
+      return { reapplied: 0, skippedWithoutPsk: 0 };
+    }
+    const peers = this.store.listPeers();
+    const withPsk = peers.filter((p) => p.psk !== null);
+    const skipped = peers.length - withPsk.length;
+    if (skipped > 0) this.logger?.warn({ skipped }, 'stored WireGuard peers without a preshared key were not re-applied; those clients must register again');
+    await this.applier.applyAll(withPsk.map((p) => ({ publicKey: p.wgPublicKey, psk: p.psk, ipv4: p.ipv4, ipv6: p.ipv6 })));
+    this.logger?.info({ peers: withPsk.length }, 're-applied stored WireGuard peers');
+    return { reapplied: withPsk.length, skippedWithoutPsk: skipped };
+  }
+
+  async register(request: RegisterRequest, ctx: RegistrationContext): Promise<RegisterResponse> {
+    const mode: RegistrationModeName = request.mode.kind === 'dvpn' ? 'dvpn' : 'mixnet';
+    let response: RegisterResponse;
+    try {
+      this.precheck(request, ctx);
+      response = request.mode.kind === 'dvpn' ? await this.registerDvpn(request, request.mode.wgPublicKey, ctx) : this.registerMixnet(request, request.mode.clientId, ctx);
+    } catch (e) {
+      const error = this.errorBody(e, mode, ctx);
+      this.record(mode, 'failure', error.code, 0n);
+      return { success: false, error, gatewayData: null, allocatedBandwidth: 0n };
+    }
+    this.record(mode, 'success', null, response.allocatedBandwidth);
+    return response;
+  }
+
+  /** A snapshot of the counters (plain numbers; the caller exports them as metrics). */
+  stats(): RegistrationStats {
+    return {
+      success: { ...this.counters.success },
+      failure: { ...this.counters.failure },
+      failuresByCode: { ...this.counters.failuresByCode },
+      bandwidthGrantedBytes: this.counters.bandwidthGrantedBytes,
+    };
+  }
+
+  private precheck(request: RegisterRequest, ctx: RegistrationContext): void {
+    const now = BigInt(Math.floor(ctx.nowSec));
+    const skew = request.timestamp > now ? request.timestamp - now : now - request.timestamp;
+    if (skew > this.tolerance) {
+      gwFail(GatewayErrorCode.REGISTRATION_TIMESTAMP, `registration timestamp ${request.timestamp} is ${skew} s away from the gateway clock (tolerance ±${this.tolerance} s)`);
+    }
+    const key = request.mode.kind === 'dvpn' ? request.mode.wgPublicKey : request.mode.clientId;
+    if (key.length !== 32) gwFail(GatewayErrorCode.REGISTRATION_MALFORMED, `${request.mode.kind === 'dvpn' ? 'WireGuard public key' : 'client_id'} must be 32 bytes`);
+    if (request.mode.kind === 'dvpn' && isAllZero(key)) gwFail(GatewayErrorCode.REGISTRATION_MALFORMED, 'the all-zero WireGuard public key is invalid');
+    const allowed = request.mode.kind === 'dvpn' ? DVPN_TYPES : MIXNET_TYPES;
+    if (!allowed.includes(request.ticketType)) {
+      gwFail(GatewayErrorCode.TICKET_WRONG_TYPE, `a ${request.mode.kind === 'dvpn' ? 'dVPN' : 'mixnet'} registration cannot use a ${ticketTypeName(request.ticketType)} ticket`);
+    }
+    if (!this.accepted.has(request.ticketType)) gwFail(GatewayErrorCode.TICKET_WRONG_TYPE, `this gateway does not accept ${ticketTypeName(request.ticketType)} tickets`);
+  }
+
+  private async registerDvpn(request: RegisterRequest, key: Uint8Array, ctx: RegistrationContext): Promise<RegisterResponse> {
+    if (ctx.wireguardPsk.length !== 32) throw new Error('internal: WireGuard PSK must be 32 bytes');
+    const psk = new Uint8Array(ctx.wireguardPsk); // the caller may zeroize its copy once we return
+    const nowSec = Math.floor(ctx.nowSec);
+    const storedPsk = this.applier.needsPsk ? psk : null;
+    const c = this.store.transaction((): DvpnCommit => {
+      const verified = this.verifier.verify(request.credential, request.ticketType, nowSec);
+      const previous = this.store.getPeer(key);
+      let ipv4: Uint8Array;
+      let ipv6: Uint8Array;
+      if (previous) {
+        this.store.renewPeer(key, storedPsk, nowSec);
+        ({ ipv4, ipv6 } = previous);
+      } else {
+        ({ ipv4, ipv6 } = this.allocator.allocate(this.store, key, nowSec));
+        this.store.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: storedPsk, nowSec });
+      }
+      const grantId = this.store.addGrant({
+        mode: 'dvpn',
+        subject: key,
+        ticketType: request.ticketType,
+        credential: verified.credential,
+        issuerKeyId: verified.issuerKeyId,
+        serial: verified.serial,
+        bandwidthBytes: verified.bandwidthBytes,
+        nowSec,
+      });
+      return { verified, previous, ipv4, ipv6, grantId };
+    });
+
+    try {
+      await this.applier.apply({ publicKey: key, psk, ipv4: c.ipv4, ipv6: c.ipv6 });
+    } catch (e) {
+      this.logger?.warn({ err: e, wgPublicKey: toHex(key), remote: ctx.remote }, 'applying the WireGuard peer failed; registration undone');
+      await this.undoDvpn(key, c);
+      throw new GatewayError(GatewayErrorCode.WG_APPLY, 'the gateway could not apply the WireGuard peer; try again later');
+    }
+    const gatewayData: GatewayData = { publicKey: this.wgPublicKey, endpoint: this.wgEndpoint, privateIpv4: new Uint8Array(c.ipv4), privateIpv6: new Uint8Array(c.ipv6) };
+    this.logger?.debug({ wgPublicKey: toHex(key), renewed: c.previous !== null, remote: ctx.remote }, 'dVPN peer registered');
+    return { success: true, error: null, gatewayData, allocatedBandwidth: c.verified.bandwidthBytes };
+  }
+
+  /** Compensation for a committed registration whose WireGuard apply failed. */
+  private async undoDvpn(key: Uint8Array, c: DvpnCommit): Promise<void> {
+    try {
+      this.store.transaction(() => {
+        this.store.deleteGrant(c.grantId);
+        if (c.verified.issuerKeyId && c.verified.serial) this.store.unspendSerial(c.verified.issuerKeyId, c.verified.serial);
+        if (c.previous) this.store.restorePeer(c.previous);
+        else this.store.deletePeer(key);
+      });
+      if (!c.previous) await this.applier.remove(key).catch(() => undefined);
+    } catch (e) {
+      this.logger?.error({ err: e, wgPublicKey: toHex(key) }, 'undoing a failed dVPN registration failed');
+    }
+  }
+
+  private registerMixnet(request: RegisterRequest, clientId: Uint8Array, ctx: RegistrationContext): RegisterResponse {
+    const nowSec = Math.floor(ctx.nowSec);
+    const verified = this.store.transaction(() => {
+      const v = this.verifier.verify(request.credential, request.ticketType, nowSec);
+      this.store.recordMixnetClient(clientId, nowSec);
+      this.store.addGrant({
+        mode: 'mixnet',
+        subject: clientId,
+        ticketType: request.ticketType,
+        credential: v.credential,
+        issuerKeyId: v.issuerKeyId,
+        serial: v.serial,
+        bandwidthBytes: v.bandwidthBytes,
+        nowSec,
+      });
+      return v;
+    });
+    this.logger?.debug({ clientId: toHex(clientId), remote: ctx.remote }, 'mixnet client registered');
+    return { success: true, error: null, gatewayData: null, allocatedBandwidth: verified.bandwidthBytes };
+  }
+
+  private errorBody(e: unknown, mode: RegistrationModeName, ctx: RegistrationContext): { code: string; message: string; retryAfterMs: null } {
+    if (e instanceof GatewayError) {
+      this.logger?.debug({ code: e.code, mode, remote: ctx.remote }, `registration refused: ${e.message}`);
+      return { code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_LEN), retryAfterMs: null };
+    }
+    this.logger?.error({ err: e, mode, remote: ctx.remote }, 'registration failed with an internal error');
+    return { code: GatewayErrorCode.INTERNAL, message: 'internal error while registering', retryAfterMs: null };
+  }
+
+  private record(mode: RegistrationModeName, result: RegistrationResult, code: string | null, bandwidth: bigint): void {
+    this.counters[result][mode]++;
+    if (code !== null) this.counters.failuresByCode[code] = (this.counters.failuresByCode[code] ?? 0) + 1;
+    else this.counters.bandwidthGrantedBytes += bandwidth;
+    try {
+      this.onResult?.(mode, result, code, bandwidth);
+    } catch (e) {
+      this.logger?.error({ err: e }, 'registration result listener threw');
+    }
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * A receiver-index shard: owns a slice of the state tables and routes each packet by its cleartext
+ * receiver index (PRODUCT.md §5, upstream §12.3):
+ *   0 → ClientHello;  handshake table → handshake;  session/demoted table → session;  else silent drop.
+ * The I/O edges only frame and pick the shard. `LocalShard` runs in the caller's thread (tests, small
+ * deployments); worker-thread shards implement the same `Shard` interface.
+ */
+import {
+  type AppMessage,
+  type CryptoSuite,
+  type GatewayKeys,
+  type Header,
+  LpError,
+  LpErrorCode,
+  ResponderStage,
+  type Session,
+  acceptClientHello,
+  errorMessage,
+  parseHeader,
+} from '../core/index.js';
+import type { Logger } from '../log.js';
+import type { GatewayMetrics } from './metrics.js';
+import { SessionTables, type TableLimits } from './tables.js';
+
+export interface PacketSource {
+  transport: 'tcp' | 'udp';
+  address: string;
+  port: number;
+}
+
+export interface ShardResult {
+  reply: Uint8Array | null;
+  /** The request was authenticated by a session key (UDP may answer it with more bytes than it carried). */
+  authenticated: boolean;
+}
+
+/** Application messages (registration, forwarding, ping) are served outside the shard's core logic. */
+export interface AppHandler {
+  handle(msg: AppMessage, session: Session, src: PacketSource): AppMessage | null | Promise<AppMessage | null>;
+}
+
+export interface Shard {
+  handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult>;
+  /** Periodic TTL sweep. */
+  sweep(): void;
+  stats(): { handshakes: number; sessions: number; demoted: number };
+  close(): void;
+}
+
+export interface ShardOptions {
+  suite: CryptoSuite;
+  keys: GatewayKeys;
+  limits: TableLimits;
+  timestampToleranceSec: number;
+  app: AppHandler;
+  metrics: GatewayMetrics;
+  logger: Logger;
+}
+
+const NO_REPLY: ShardResult = { reply: null, authenticated: false };
+
+export class LocalShard implements Shard {
+  readonly tables: SessionTables;
+  private readonly responderConfig;
+
+  constructor(private readonly o: ShardOptions) {
+    this.tables = new SessionTables(o.limits, {
+      onEvict: (t) => o.metrics.evictions.inc({ table: t }),
+      onExpire: (t) => o.metrics.expirations.inc({ table: t }),
+    });
+    this.responderConfig = { suite: o.suite, keys: o.keys, timestampToleranceSec: o.timestampToleranceSec };
+  }
+
+  async handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
+    try {
+      return await this.route(packet, src, nowMs);
+    } catch (e) {
+      if (e instanceof LpError) {
+        // Rejected input: counted and logged once at debug, never answered (WireGuard posture).
+        this.o.metrics.error(e.code);
+        this.o.logger.debug({ code: e.code, src: `${src.address}:${src.port}`, transport: src.transport }, e.message);
+        return NO_REPLY;
+      }
+      throw e;
+    }
+  }
+
+  private async route(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
+    const h = parseHeader(packet);
+    const idx = h.receiverIndex;
+    if (idx === 0) return this.onClientHello(packet, nowMs);
+
+    const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+    if (hs) {
+      const keyed = hs.stage === ResponderStage.AwaitMsg3;
+      const out = hs.receive(packet, h);
+      if (out.failed) {
+        this.tables.handshakes.delete(idx);
+        hs.destroy();
+        this.o.metrics.handshakes.inc({ result: 'failed' });
+        this.o.metrics.error(out.failed.code);
+        this.o.logger.debug({ code: out.failed.code, index: idx }, `handshake failed: ${out.failed.message}`);
+      }
+      if (out.session) {
+        this.tables.handshakes.delete(idx);
+        this.tables.sessions.set(idx, out.session);
+        this.o.metrics.handshakes.inc({ result: 'completed' });
+      }
+      return { reply: out.reply ?? null, authenticated: keyed };
+    }
+
+    const found = this.tables.peekSession(idx);
+    if (!found) {
+      this.o.metrics.dropped.inc({ reason: 'unknown_index' });
+      return NO_REPLY;
+    }
+    return this.onSessionPacket(found.session, found.demoted, packet, h, src);
+  }
+
+  private onClientHello(packet: Uint8Array, nowMs: number): ShardResult {
+    const out = acceptClientHello(this.responderConfig, packet, Math.floor(nowMs / 1000), this.tables.indexInUse);
+    if (out.kind === 'collision') {
+      this.o.metrics.handshakes.inc({ result: 'collision' });
+      return { reply: out.reply, authenticated: false };
+    }
+    this.tables.handshakes.set(out.handshake.receiverIndex, out.handshake);
+    this.o.metrics.handshakes.inc({ result: 'started' });
+    return { reply: out.reply, authenticated: false };
+  }
+
+  private async onSessionPacket(session: Session, demoted: boolean, packet: Uint8Array, h: Header, src: PacketSource): Promise<ShardResult> {
+    const out = session.receive(packet, { indexInUse: this.tables.indexInUse }, h);
+    this.tables.touch(h.receiverIndex, demoted);
+    if (out.promoted) {
+      this.tables.promote(h.receiverIndex, out.promoted);
+      this.o.metrics.subsessions.inc({ result: 'promoted' });
+    } else if (out.subsessionAccepted) this.o.metrics.subsessions.inc({ result: 'accepted' });
+    if (out.delivered) {
+      let response: AppMessage | null;
+      try {
+        response = await this.o.app.handle(out.delivered, session, src);
+      } catch (e) {
+        this.o.logger.error({ err: e }, 'application handler failed');
+        response = errorMessage('LPGW_ERR_INTERNAL', 'internal error');
+      }
+      if (!response) return { reply: null, authenticated: true };
+      if (session.state === 'read-only' || session.state === 'closed') {
+        this.o.metrics.error(LpErrorCode.SESSION_READ_ONLY);
+        return { reply: null, authenticated: true };
+      }
+      return { reply: session.reply(response), authenticated: true };
+    }
+    return { reply: out.replies[0] ?? null, authenticated: true };
+  }
+
+  sweep(): void {
+    this.tables.sweep();
+    const s = this.tables.sizes;
+    this.o.metrics.tableSize.set({ table: 'handshake' }, s.handshakes);
+    this.o.metrics.tableSize.set({ table: 'session' }, s.sessions);
+    this.o.metrics.tableSize.set({ table: 'demoted' }, s.demoted);
+  }
+
+  stats(): { handshakes: number; sessions: number; demoted: number } {
+    return this.tables.sizes;
+  }
+
+  close(): void {
+    this.tables.clear();
+  }
+}

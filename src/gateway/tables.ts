@@ -1,0 +1,108 @@
+/**
+ * The gateway's three state tables, keyed by receiver index (PRODUCT.md §1, upstream §12.2):
+ *   handshakes — ClientHello until message 3, TTL from creation (90 s), bounded (LRU eviction);
+ *   sessions   — established, idle TTL (24 h), refreshed only by authenticated packets, bounded;
+ *   demoted    — read-only parents after a rekey, idle TTL (60 s).
+ * Eviction and expiry zero the key material; moves between tables do not.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ResponderHandshake, Session } from '../core/index.js';
+
+export interface TableLimits {
+  maxHandshakes: number;
+  maxSessions: number;
+  handshakeTtlSec: number;
+  sessionIdleTtlSec: number;
+  demotedIdleTtlSec: number;
+}
+
+export type TableName = 'handshake' | 'session' | 'demoted';
+
+export interface TableEvents {
+  /** An entry was pushed out because the table was full. */
+  onEvict(table: TableName): void;
+  /** An entry reached its TTL. */
+  onExpire(table: TableName): void;
+}
+
+const NO_EVENTS: TableEvents = { onEvict: () => undefined, onExpire: () => undefined };
+
+export class SessionTables {
+  readonly handshakes: LRUCache<number, ResponderHandshake>;
+  readonly sessions: LRUCache<number, Session>;
+  readonly demoted: LRUCache<number, Session>;
+
+  constructor(limits: TableLimits, events: TableEvents = NO_EVENTS) {
+    const report = (table: TableName, reason: LRUCache.DisposeReason): boolean => {
+      if (reason === 'evict') events.onEvict(table);
+      else if (reason === 'expire') events.onExpire(table);
+      return reason === 'evict' || reason === 'expire';
+    };
+    this.handshakes = new LRUCache<number, ResponderHandshake>({
+      max: limits.maxHandshakes,
+      ttl: limits.handshakeTtlSec * 1000,
+      ttlResolution: 100,
+      noUpdateTTL: true,
+      dispose: (hs, _k, reason) => {
+        if (report('handshake', reason)) hs.destroy();
+      },
+    });
+    this.sessions = new LRUCache<number, Session>({
+      max: limits.maxSessions,
+      ttl: limits.sessionIdleTtlSec * 1000,
+      ttlResolution: 1000,
+      dispose: (s, _k, reason) => {
+        if (report('session', reason)) s.close();
+      },
+    });
+    this.demoted = new LRUCache<number, Session>({
+      max: limits.maxSessions,
+      ttl: limits.demotedIdleTtlSec * 1000,
+      ttlResolution: 1000,
+      dispose: (s, _k, reason) => {
+        if (report('demoted', reason)) s.close();
+      },
+    });
+  }
+
+  /** True if a receiver index is taken in any table (ClientHello and subsession collision check). */
+  indexInUse = (index: number): boolean => this.handshakes.has(index) || this.sessions.has(index) || this.demoted.has(index);
+
+  /** Session or demoted session for an index, without refreshing its idle timer (done after authentication). */
+  peekSession(index: number): { session: Session; demoted: boolean } | null {
+    const s = this.sessions.get(index, { updateAgeOnGet: false });
+    if (s) return { session: s, demoted: false };
+    const d = this.demoted.get(index, { updateAgeOnGet: false });
+    return d ? { session: d, demoted: true } : null;
+  }
+
+  /** Refresh the idle timer of an authenticated session. */
+  touch(index: number, demoted: boolean): void {
+    (demoted ? this.demoted : this.sessions).get(index, { updateAgeOnGet: true });
+  }
+
+  /** After a rekey: the parent moves to the demoted table, the child takes its own index. */
+  promote(parentIndex: number, child: Session): void {
+    const parent = this.sessions.get(parentIndex, { updateAgeOnGet: false });
+    this.sessions.delete(parentIndex);
+    if (parent) this.demoted.set(parentIndex, parent);
+    this.sessions.set(child.receiverIndex, child);
+  }
+
+  /** Drop expired entries (zeroizing them); run on a 1 s interval. */
+  sweep(): void {
+    this.handshakes.purgeStale();
+    this.sessions.purgeStale();
+    this.demoted.purgeStale();
+  }
+
+  get sizes(): { handshakes: number; sessions: number; demoted: number } {
+    return { handshakes: this.handshakes.size, sessions: this.sessions.size, demoted: this.demoted.size };
+  }
+
+  clear(): void {
+    this.handshakes.clear();
+    this.sessions.clear();
+    this.demoted.clear();
+  }
+}
