@@ -3,6 +3,7 @@
  * ClientHello rate limit, and hand the packet to its shard (index mod shard count; a ClientHello goes
  * by the index it proposes, so the handshake lands where its later packets will).
  */
+import { LRUCache } from 'lru-cache';
 import { MIN_PACKET_LEN, MessageType, encodeBusy, serializeClear, LpErrorCode } from '../core/index.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
@@ -11,7 +12,17 @@ import type { PacketSource, Shard, ShardResult } from './shard.js';
 /** Offset of the proposed receiver index inside a ClientHello packet (header 12 + inner prefix 6). */
 const HELLO_INDEX_OFFSET = 18;
 
+export interface SourceRecord {
+  address: string;
+  transport: 'tcp' | 'udp';
+  packets: number;
+  lastSeen: string;
+}
+
 export class Dispatcher {
+  /** Recently seen source addresses (bounded), for operators and tests: who talks to this gateway. */
+  private readonly sources = new LRUCache<string, SourceRecord>({ max: 256 });
+
   constructor(
     private readonly shards: readonly Shard[],
     private readonly helloLimiter: TokenBucketLimiter,
@@ -22,7 +33,17 @@ export class Dispatcher {
     return this.shards[index % this.shards.length] as Shard;
   }
 
+  recentSources(): SourceRecord[] {
+    return [...this.sources.values()];
+  }
+
   async onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): Promise<ShardResult> {
+    const key = `${src.transport} ${src.address}`;
+    const rec = this.sources.get(key);
+    if (rec) {
+      rec.packets++;
+      rec.lastSeen = new Date(nowMs).toISOString();
+    } else this.sources.set(key, { address: src.address, transport: src.transport, packets: 1, lastSeen: new Date(nowMs).toISOString() });
     if (packet.length < MIN_PACKET_LEN) {
       this.metrics.error(LpErrorCode.PACKET_TOO_SHORT);
       return { reply: null, authenticated: false };

@@ -157,6 +157,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       forwards: forwarder ? { in_flight: forwarder.inFlightCount, connections_opened: forwarder.connectionsOpened } : null,
       directory: directory ? { peers: directory.size } : null,
       registrations: registration.stats(),
+      recent_sources: dispatcher.recentSources(),
     };
   };
 

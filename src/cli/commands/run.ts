@@ -14,7 +14,6 @@ Starts an LP gateway. With no options it runs on embedded defaults: LP TCP 0.0.0
 0.0.0.0:51264, HTTP API 127.0.0.1:8080, mode entry+exit, keys and SQLite database in ./data (created
 on first run). Configuration precedence: config file < LPGW_* environment < flags.
 
-Options:
 ${RUN_FLAGS_HELP}
 
 Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests within shutdown_grace_sec, close the
