@@ -2,11 +2,11 @@
  * Serves the application messages a session delivers: registration (both roles), telescoping forwards
  * (entry role), ping. Everything else gets a coded Error reply; nothing is answered silently.
  */
-import { type AppMessage, type RegisterRequest, type RegisterResponse, type Session, errorMessage } from '../core/index.js';
+import { type AppMessage, type RegisterRequest, type RegisterResponse, errorMessage } from '../core/index.js';
 import type { Forwarder } from './forwarder.js';
 import { ForwardErrorCode } from './forwarder.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { AppHandler, PacketSource } from './shard.js';
+import type { AppContext, AppHandler } from './shard.js';
 
 export interface Registrar {
   register(request: RegisterRequest, ctx: { wireguardPsk: Uint8Array; nowSec: number; remote?: string }): RegisterResponse | Promise<RegisterResponse>;
@@ -19,12 +19,12 @@ export class GatewayAppHandler implements AppHandler {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  async handle(msg: AppMessage, session: Session, src: PacketSource): Promise<AppMessage | null> {
+  async handle(msg: AppMessage, ctx: AppContext): Promise<AppMessage | null> {
     switch (msg.kind) {
       case 'register': {
         const req = msg.request;
         const wgKey = req.mode.kind === 'dvpn' ? req.mode.wgPublicKey : new Uint8Array(32);
-        const response = await this.registrar.register(req, { wireguardPsk: session.wireguardPsk(wgKey), nowSec: Math.floor(Date.now() / 1000), remote: `${src.address}:${src.port}` });
+        const response = await this.registrar.register(req, { wireguardPsk: ctx.wireguardPsk(wgKey), nowSec: Math.floor(Date.now() / 1000), remote: `${ctx.src.address}:${ctx.src.port}` });
         this.metrics.registrations.inc({ mode: req.mode.kind, result: response.success ? 'success' : (response.error?.code ?? 'failed') });
         if (response.success && response.allocatedBandwidth > 0n) this.metrics.bandwidthAllocated.inc(Number(response.allocatedBandwidth));
         return { kind: 'registerResponse', response };

@@ -25,6 +25,8 @@ import { RegistrationStore } from './registration/store.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
 import { NullPeerApplier, WgCliPeerApplier, type PeerApplier } from './registration/wireguard.js';
 import { LocalShard, type Shard } from './shard.js';
+import { prometheusShardMetrics } from './shard-metrics.js';
+import { WorkerShard } from './worker-shard.js';
 
 export interface RunningGateway {
   readonly config: GatewayConfig;
@@ -100,27 +102,27 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const forwarder = directory ? new Forwarder(config.forward, directory, metrics, logger.child({ component: 'forwarder' })) : null;
   const app = new GatewayAppHandler(registration, forwarder, metrics);
 
+  // One shard runs in this thread; more run one worker thread each (tables are split evenly).
+  const shardCount = Math.max(1, config.tables.shards);
+  const limits = {
+    maxHandshakes: Math.ceil(config.tables.maxHandshakes / shardCount),
+    maxSessions: Math.ceil(config.tables.maxSessions / shardCount),
+    handshakeTtlSec: config.tables.handshakeTtlSec,
+    sessionIdleTtlSec: config.tables.sessionIdleTtlSec,
+    demotedIdleTtlSec: config.tables.demotedIdleTtlSec,
+  };
+  const shardMetrics = prometheusShardMetrics(metrics);
   const shards: Shard[] = [];
-  for (let i = 0; i < Math.max(1, config.tables.shards); i++) {
-    shards.push(
-      new LocalShard({
-        suite,
-        keys,
-        limits: {
-          // Bounds are per gateway; split evenly across shards.
-          maxHandshakes: Math.ceil(config.tables.maxHandshakes / Math.max(1, config.tables.shards)),
-          maxSessions: Math.ceil(config.tables.maxSessions / Math.max(1, config.tables.shards)),
-          handshakeTtlSec: config.tables.handshakeTtlSec,
-          sessionIdleTtlSec: config.tables.sessionIdleTtlSec,
-          demotedIdleTtlSec: config.tables.demotedIdleTtlSec,
-        },
-        timestampToleranceSec: config.lp.timestampToleranceSec,
-        app,
-        metrics,
-        logger: logger.child({ component: 'shard', shard: i }),
-      }),
-    );
+  for (let i = 0; i < shardCount; i++) {
+    const common = { keys, limits, timestampToleranceSec: config.lp.timestampToleranceSec, app, metrics: shardMetrics, shardId: i, shardCount };
+    if (shardCount === 1) shards.push(new LocalShard({ ...common, suite, logger: logger.child({ component: 'shard', shard: i }) }));
+    else {
+      const w = new WorkerShard({ ...common, logger, logLevel: config.log.level });
+      await w.started();
+      shards.push(w);
+    }
   }
+  if (shardCount > 1) logger.info({ shards: shardCount }, 'receiver-index shards running in worker threads');
   const dispatcher = new Dispatcher(shards, new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), metrics);
   const onPacket = dispatcher.onPacket.bind(dispatcher);
 
@@ -141,13 +143,19 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     keys,
   );
 
+  const tableTotals = (): { handshakes: number; sessions: number; demoted: number } =>
+    shards.map((s) => s.stats()).reduce((a, b) => ({ handshakes: a.handshakes + b.handshakes, sessions: a.sessions + b.sessions, demoted: a.demoted + b.demoted }));
   const sweep = setInterval(() => {
     for (const s of shards) s.sweep();
+    const t = tableTotals();
+    metrics.tableSize.set({ table: 'handshake' }, t.handshakes);
+    metrics.tableSize.set({ table: 'session' }, t.sessions);
+    metrics.tableSize.set({ table: 'demoted' }, t.demoted);
   }, 1000);
   sweep.unref();
 
   const stats = (): Record<string, unknown> => {
-    const t = shards.map((s) => s.stats()).reduce((a, b) => ({ handshakes: a.handshakes + b.handshakes, sessions: a.sessions + b.sessions, demoted: a.demoted + b.demoted }));
+    const t = tableTotals();
     return {
       mode: config.mode,
       identity_key: descriptor.identity_key,

@@ -19,7 +19,7 @@ import {
   parseHeader,
 } from '../core/index.js';
 import type { Logger } from '../log.js';
-import type { GatewayMetrics } from './metrics.js';
+import type { ShardMetrics } from './shard-metrics.js';
 import { SessionTables, type TableLimits } from './tables.js';
 
 export interface PacketSource {
@@ -34,9 +34,16 @@ export interface ShardResult {
   authenticated: boolean;
 }
 
+/** What an application handler may use of the session a message arrived on. */
+export interface AppContext {
+  src: PacketSource;
+  /** The WireGuard PSK both sides derive from this session for a peer key (DESIGN.md §7.2). */
+  wireguardPsk(wgPublicKey: Uint8Array): Uint8Array;
+}
+
 /** Application messages (registration, forwarding, ping) are served outside the shard's core logic. */
 export interface AppHandler {
-  handle(msg: AppMessage, session: Session, src: PacketSource): AppMessage | null | Promise<AppMessage | null>;
+  handle(msg: AppMessage, ctx: AppContext): AppMessage | null | Promise<AppMessage | null>;
 }
 
 export interface Shard {
@@ -53,8 +60,11 @@ export interface ShardOptions {
   limits: TableLimits;
   timestampToleranceSec: number;
   app: AppHandler;
-  metrics: GatewayMetrics;
+  metrics: ShardMetrics;
   logger: Logger;
+  /** This shard's number and the shard count: an index belongs to shard `index mod count`. */
+  shardId?: number;
+  shardCount?: number;
 }
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
@@ -65,11 +75,17 @@ export class LocalShard implements Shard {
 
   constructor(private readonly o: ShardOptions) {
     this.tables = new SessionTables(o.limits, {
-      onEvict: (t) => o.metrics.evictions.inc({ table: t }),
-      onExpire: (t) => o.metrics.expirations.inc({ table: t }),
+      onEvict: (t) => o.metrics.count('evictions', t),
+      onExpire: (t) => o.metrics.count('expirations', t),
     });
     this.responderConfig = { suite: o.suite, keys: o.keys, timestampToleranceSec: o.timestampToleranceSec };
+    const id = o.shardId ?? 0;
+    const count = o.shardCount ?? 1;
+    // A rekey's new index must land in this shard: any other shard's index is reported as taken (Collision).
+    this.promotionIndexInUse = count === 1 ? this.tables.indexInUse : (i: number) => i % count !== id || this.tables.indexInUse(i);
   }
+
+  private readonly promotionIndexInUse: (index: number) => boolean;
 
   async handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
     try {
@@ -77,7 +93,7 @@ export class LocalShard implements Shard {
     } catch (e) {
       if (e instanceof LpError) {
         // Rejected input: counted and logged once at debug, never answered (WireGuard posture).
-        this.o.metrics.error(e.code);
+        this.o.metrics.count('errors', e.code);
         this.o.logger.debug({ code: e.code, src: `${src.address}:${src.port}`, transport: src.transport }, e.message);
         return NO_REPLY;
       }
@@ -97,21 +113,21 @@ export class LocalShard implements Shard {
       if (out.failed) {
         this.tables.handshakes.delete(idx);
         hs.destroy();
-        this.o.metrics.handshakes.inc({ result: 'failed' });
-        this.o.metrics.error(out.failed.code);
+        this.o.metrics.count('handshakes', 'failed');
+        this.o.metrics.count('errors', out.failed.code);
         this.o.logger.debug({ code: out.failed.code, index: idx }, `handshake failed: ${out.failed.message}`);
       }
       if (out.session) {
         this.tables.handshakes.delete(idx);
         this.tables.sessions.set(idx, out.session);
-        this.o.metrics.handshakes.inc({ result: 'completed' });
+        this.o.metrics.count('handshakes', 'completed');
       }
       return { reply: out.reply ?? null, authenticated: keyed };
     }
 
     const found = this.tables.peekSession(idx);
     if (!found) {
-      this.o.metrics.dropped.inc({ reason: 'unknown_index' });
+      this.o.metrics.count('dropped', 'unknown_index');
       return NO_REPLY;
     }
     return this.onSessionPacket(found.session, found.demoted, packet, h, src);
@@ -120,32 +136,32 @@ export class LocalShard implements Shard {
   private onClientHello(packet: Uint8Array, nowMs: number): ShardResult {
     const out = acceptClientHello(this.responderConfig, packet, Math.floor(nowMs / 1000), this.tables.indexInUse);
     if (out.kind === 'collision') {
-      this.o.metrics.handshakes.inc({ result: 'collision' });
+      this.o.metrics.count('handshakes', 'collision');
       return { reply: out.reply, authenticated: false };
     }
     this.tables.handshakes.set(out.handshake.receiverIndex, out.handshake);
-    this.o.metrics.handshakes.inc({ result: 'started' });
+    this.o.metrics.count('handshakes', 'started');
     return { reply: out.reply, authenticated: false };
   }
 
   private async onSessionPacket(session: Session, demoted: boolean, packet: Uint8Array, h: Header, src: PacketSource): Promise<ShardResult> {
-    const out = session.receive(packet, { indexInUse: this.tables.indexInUse }, h);
+    const out = session.receive(packet, { indexInUse: this.promotionIndexInUse }, h);
     this.tables.touch(h.receiverIndex, demoted);
     if (out.promoted) {
       this.tables.promote(h.receiverIndex, out.promoted);
-      this.o.metrics.subsessions.inc({ result: 'promoted' });
-    } else if (out.subsessionAccepted) this.o.metrics.subsessions.inc({ result: 'accepted' });
+      this.o.metrics.count('subsessions', 'promoted');
+    } else if (out.subsessionAccepted) this.o.metrics.count('subsessions', 'accepted');
     if (out.delivered) {
       let response: AppMessage | null;
       try {
-        response = await this.o.app.handle(out.delivered, session, src);
+        response = await this.o.app.handle(out.delivered, { src, wireguardPsk: (k) => session.wireguardPsk(k) });
       } catch (e) {
         this.o.logger.error({ err: e }, 'application handler failed');
         response = errorMessage('LPGW_ERR_INTERNAL', 'internal error');
       }
       if (!response) return { reply: null, authenticated: true };
       if (session.state === 'read-only' || session.state === 'closed') {
-        this.o.metrics.error(LpErrorCode.SESSION_READ_ONLY);
+        this.o.metrics.count('errors', LpErrorCode.SESSION_READ_ONLY);
         return { reply: null, authenticated: true };
       }
       return { reply: session.reply(response), authenticated: true };
@@ -155,10 +171,6 @@ export class LocalShard implements Shard {
 
   sweep(): void {
     this.tables.sweep();
-    const s = this.tables.sizes;
-    this.o.metrics.tableSize.set({ table: 'handshake' }, s.handshakes);
-    this.o.metrics.tableSize.set({ table: 'session' }, s.sessions);
-    this.o.metrics.tableSize.set({ table: 'demoted' }, s.demoted);
   }
 
   stats(): { handshakes: number; sessions: number; demoted: number } {

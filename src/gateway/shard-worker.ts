@@ -1,0 +1,70 @@
+/**
+ * Worker-thread side of a shard: a LocalShard whose application messages are served by the I/O thread
+ * (registration needs the single SQLite writer, forwarding needs the network) and whose counters are
+ * shipped to the I/O thread's metrics with each sweep.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { type AppMessage, decodeAppMessage, defaultSuite, encodeAppMessage } from '../core/index.js';
+import { createLogger } from '../log.js';
+import type { LevelWithSilent } from 'pino';
+import { LocalShard, type AppHandler } from './shard.js';
+import { BufferedShardMetrics } from './shard-metrics.js';
+import type { FromWorker, ShardWorkerData, ToWorker } from './shard-protocol.js';
+
+const data = workerData as ShardWorkerData;
+const port = parentPort;
+if (!port) throw new Error('shard-worker must run in a worker thread');
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+
+let nextAppId = 1;
+const appWaiters = new Map<number, (m: Uint8Array | null) => void>();
+
+const appProxy: AppHandler = {
+  handle(msg: AppMessage, ctx): Promise<AppMessage | null> {
+    const id = nextAppId++;
+    const psk = msg.kind === 'register' && msg.request.mode.kind === 'dvpn' ? ctx.wireguardPsk(msg.request.mode.wgPublicKey) : null;
+    return new Promise((resolve) => {
+      appWaiters.set(id, (bytes) => resolve(bytes ? decodeAppMessage(bytes) : null));
+      post({ t: 'app', id, msg: encodeAppMessage(msg), src: ctx.src, psk });
+    });
+  },
+};
+
+const metrics = new BufferedShardMetrics();
+const shard = new LocalShard({
+  suite: defaultSuite,
+  keys: data.keys,
+  limits: data.limits,
+  timestampToleranceSec: data.timestampToleranceSec,
+  app: appProxy,
+  metrics,
+  logger: createLogger({ level: data.logLevel as LevelWithSilent }).child({ component: 'shard', shard: data.shardId }),
+  shardId: data.shardId,
+  shardCount: data.shardCount,
+});
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'packet':
+      shard.handle(m.packet, m.src, m.nowMs).then(
+        (r) => post({ t: 'result', id: m.id, reply: r.reply, authenticated: r.authenticated }),
+        () => post({ t: 'result', id: m.id, reply: null, authenticated: false }),
+      );
+      return;
+    case 'app-result': {
+      const w = appWaiters.get(m.id);
+      appWaiters.delete(m.id);
+      w?.(m.msg);
+      return;
+    }
+    case 'sweep':
+      shard.sweep();
+      post({ t: 'stats', stats: shard.stats(), counts: metrics.drain() });
+      return;
+    case 'close':
+      shard.close();
+      port.close();
+      return;
+  }
+});
+post({ t: 'ready' });
