@@ -4,7 +4,7 @@
  *
  * It never drops, redirects or modifies a packet: the only exit returns TC_ACT_UNSPEC (-1, = TCX_NEXT) so
  * that later tc/tcx programs on the same hook still run (TC_ACT_OK would end the chain). Packet bytes are
- * read only through bpf_skb_load_bytes_relative() (a copy onto the stack); the program never loads
+ * read only through bpf_skb_load_bytes{,_relative}() (copies onto the stack); the program never loads
  * skb->data, so it holds no pointer through which it could write a packet. The loader's static safety check
  * (src/collector/safety-check.ts) enforces all of this on the compiled object before every load.
  *
@@ -102,12 +102,14 @@ struct {
 	__type(value, struct index_val);
 } lpgw_indexes SEC(".maps");
 
-/* Watched ports (host byte order); value unused (1). */
+/* Watched ports as a 65,536-bit bitmap: word port >> 5, bit port & 31. An ARRAY lookup is inlined by the
+ * verifier (no helper call), so packets of unwatched ports cost almost nothing. */
+#define PORT_WORDS 2048
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
 } lpgw_ports SEC(".maps");
 
 struct {
@@ -116,6 +118,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lpgw_stats SEC(".maps");
+
+/* Configuration written by the loader. CFG_L2_LEN: bytes between skb->data and the IP header at tc
+ * (14 on Ethernet-like devices incl. lo and veth, 0 on L3 devices such as WireGuard). Headers are read
+ * relative to the network header, but bpf_skb_load_bytes_relative() only reads the linear part of the skb
+ * and TCP payload usually sits in page fragments, so payload bytes are read with bpf_skb_load_bytes(),
+ * which needs an offset from skb->data. */
+#define CFG_L2_LEN 0
+#define CFG_SLOTS 1
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CFG_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} lpgw_config SEC(".maps");
 
 struct pkt_info {
 	__u32 l3_len;
@@ -128,6 +144,23 @@ static __always_inline void stat_inc(__u32 slot)
 	__u64 *v = bpf_map_lookup_elem(&lpgw_stats, &slot);
 	if (v)
 		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+/* Reads the u32 at `off` bytes after the network header from anywhere in the skb (linear or paged). */
+static __always_inline int load_u32_net(struct __sk_buff *skb, __u32 off, __u32 *out)
+{
+	__u32 k = CFG_L2_LEN;
+	__u32 *l2 = bpf_map_lookup_elem(&lpgw_config, &k);
+	if (!l2 || *l2 > 64)
+		return -1;
+	return bpf_skb_load_bytes(skb, *l2 + off, out, 4);
+}
+
+static __always_inline int port_watched(__u16 port)
+{
+	__u32 word = port >> 5;
+	__u32 *bits = bpf_map_lookup_elem(&lpgw_ports, &word);
+	return bits && (*bits & (1u << (port & 31)));
 }
 
 static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto, const struct pkt_info *pi)
@@ -162,14 +195,14 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 	int has_index = 0;
 
 	/* Direction from the watched port; key with the gateway side first. Keys arrive as (src, dst). */
-	if (bpf_map_lookup_elem(&lpgw_ports, &dport)) {
+	if (port_watched(dport)) {
 		k->dir = DIR_IN;
 		__builtin_memcpy(addr_tmp, k->local_addr, 16); /* local := dst, remote := src */
 		__builtin_memcpy(k->local_addr, k->remote_addr, 16);
 		__builtin_memcpy(k->remote_addr, addr_tmp, 16);
 		k->local_port = dport;
 		k->remote_port = sport;
-	} else if (bpf_map_lookup_elem(&lpgw_ports, &sport)) {
+	} else if (port_watched(sport)) {
 		k->dir = DIR_OUT;
 		k->local_port = sport;
 		k->remote_port = dport;
@@ -180,7 +213,7 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 
 	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0. */
 	if (k->proto == IPPROTO_UDP && pi->payload_len >= 4) {
-		if (bpf_skb_load_bytes_relative(skb, pi->payload_off, &rx_index, 4, BPF_HDR_START_NET) == 0)
+		if (load_u32_net(skb, pi->payload_off, &rx_index) == 0)
 			has_index = 1;
 	}
 
@@ -208,7 +241,7 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 			/* TCP: the first inbound payload segment carries u32 BE length, then receiver_index LE. */
 			if (!(fv->flags & FLOW_F_INDEX_DONE)) {
 				if (pi->payload_len >= 8 &&
-				    bpf_skb_load_bytes_relative(skb, pi->payload_off + 4, &rx_index, 4, BPF_HDR_START_NET) == 0) {
+				    load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
 					fv->receiver_index = rx_index;
 					fv->flags |= FLOW_F_INDEX_KNOWN | FLOW_F_INDEX_DONE;
 				} else {
@@ -236,64 +269,94 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 		index_add(rx_index, k->dir, k->proto, pi);
 }
 
+/* IP header and the first 8 transport bytes (ports; the whole UDP header) in one read: most packets on a
+ * busy interface are not on a watched port, and this way they cost one helper call. */
+struct v4_head {
+	struct iphdr ip;
+	__u8 l4[8];
+};
+
+struct v6_head {
+	struct ipv6hdr ip6;
+	__u8 l4[8];
+};
+
 static __always_inline void count(struct __sk_buff *skb)
 {
 	struct flow_key k = {};
 	struct pkt_info pi = {};
 	__u8 l4proto;
 	__u32 l4_off;
-	__u16 ports[2];
+	__u8 ports[4];
+	__u16 sport, dport;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct v4_head h;
 		__u32 ihl;
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
+			/* shorter than IP + 8 bytes: only a concern if it claims to be TCP/UDP */
+			if (bpf_skb_load_bytes_relative(skb, 0, &h.ip, sizeof(h.ip), BPF_HDR_START_NET) == 0 &&
+			    h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
+				return;
 			goto unparsed;
-		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+		}
+		if (h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
 			return;
-		if (ip.frag_off & bpf_htons(0x1fff)) /* non-first fragment: no ports */
+		if (h.ip.frag_off & bpf_htons(0x1fff)) /* non-first fragment: no ports */
 			goto unparsed;
-		ihl = (__u32)ip.ihl * 4;
+		ihl = (__u32)h.ip.ihl * 4;
 		if (ihl < 20)
 			goto unparsed;
-		pi.l3_len = bpf_ntohs(ip.tot_len);
+		if (ihl == 20)
+			__builtin_memcpy(ports, h.l4, 4);
+		else if (bpf_skb_load_bytes_relative(skb, ihl, ports, 4, BPF_HDR_START_NET)) /* IP options */
+			goto unparsed;
+		pi.l3_len = bpf_ntohs(h.ip.tot_len);
 		if (pi.l3_len == 0) /* BIG TCP super-packet without a length: fall back to the skb */
 			pi.l3_len = skb->len;
-		l4proto = ip.protocol;
+		l4proto = h.ip.protocol;
 		l4_off = ihl;
 		k.family = 4;
 		k.local_addr[10] = 0xff; /* IPv4-mapped; (src, dst) order here, account() swaps for inbound */
 		k.local_addr[11] = 0xff;
 		k.remote_addr[10] = 0xff;
 		k.remote_addr[11] = 0xff;
-		__builtin_memcpy(&k.local_addr[12], &ip.saddr, 4);
-		__builtin_memcpy(&k.remote_addr[12], &ip.daddr, 4);
+		__builtin_memcpy(&k.local_addr[12], &h.ip.saddr, 4);
+		__builtin_memcpy(&k.remote_addr[12], &h.ip.daddr, 4);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+		struct v6_head h;
+		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
+			if (bpf_skb_load_bytes_relative(skb, 0, &h.ip6, sizeof(h.ip6), BPF_HDR_START_NET) == 0 &&
+			    h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
+				return;
 			goto unparsed;
-		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
+		}
+		if (h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
 			return; /* extension headers are not followed */
-		pi.l3_len = 40 + (__u32)bpf_ntohs(ip6.payload_len);
+		__builtin_memcpy(ports, h.l4, 4);
+		pi.l3_len = 40 + (__u32)bpf_ntohs(h.ip6.payload_len);
 		if (pi.l3_len == 40) /* jumbogram / BIG TCP */
 			pi.l3_len = skb->len;
-		l4proto = ip6.nexthdr;
+		l4proto = h.ip6.nexthdr;
 		l4_off = 40;
 		k.family = 6;
-		__builtin_memcpy(k.local_addr, &ip6.saddr, 16);
-		__builtin_memcpy(k.remote_addr, &ip6.daddr, 16);
+		__builtin_memcpy(k.local_addr, &h.ip6.saddr, 16);
+		__builtin_memcpy(k.remote_addr, &h.ip6.daddr, 16);
 	} else {
 		return;
 	}
 
-	if (bpf_skb_load_bytes_relative(skb, l4_off, ports, 4, BPF_HDR_START_NET))
-		goto unparsed;
+	sport = ((__u16)ports[0] << 8) | ports[1];
+	dport = ((__u16)ports[2] << 8) | ports[3];
+	if (!port_watched(dport) && !port_watched(sport))
+		return;
+
 	if (l4proto == IPPROTO_TCP) {
-		__u8 doff_byte;
+		__u8 doff;
 		__u32 thl;
-		if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff_byte, 1, BPF_HDR_START_NET))
+		if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
 			goto unparsed;
-		thl = (__u32)(doff_byte >> 4) * 4;
+		thl = (__u32)(doff >> 4) * 4;
 		if (thl < 20)
 			goto unparsed;
 		pi.payload_off = l4_off + thl;
@@ -302,7 +365,7 @@ static __always_inline void count(struct __sk_buff *skb)
 	}
 	pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
 	k.proto = l4proto;
-	account(skb, &k, bpf_ntohs(ports[0]), bpf_ntohs(ports[1]), &pi);
+	account(skb, &k, sport, dport, &pi);
 	return;
 unparsed:
 	stat_inc(STAT_UNPARSED);

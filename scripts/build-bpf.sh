@@ -4,6 +4,7 @@
 #
 #   bash scripts/build-bpf.sh          rebuild bpf/collector.bpf.o and the test fixtures' .o files
 #   bash scripts/build-bpf.sh --check  rebuild into a temp dir and fail if any committed object differs
+#   bash scripts/build-bpf.sh --out D  build every object into directory D (tests compile fixtures this way)
 #
 # Output is deterministic for a given clang: fixed flags, compiled from inside the source's directory with
 # a relative file name (BTF line info stores it), debug-prefix map for the working directory, and DWARF
@@ -16,11 +17,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 MODE=build
+OUT_DIR=
 case "${1:-}" in
   '') ;;
   --check) MODE=check ;;
-  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+  --out) MODE=out; OUT_DIR="${2:?--out needs a directory}" ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--check | --out DIR]" >&2; exit 2 ;;
 esac
 
 # Objects to build: source (relative to repo root).
@@ -42,6 +45,10 @@ if ! command -v "$CLANG" >/dev/null 2>&1; then
     echo "check:bpf: SKIPPED — clang not found (apt-get install clang llvm libbpf-dev); committed objects not verified"
     exit 0
   fi
+  if [ "$MODE" = out ]; then
+    echo "build:bpf: clang not found" >&2
+    exit 3
+  fi
   echo "build:bpf: clang not found (apt-get install clang llvm libbpf-dev)" >&2
   exit 1
 fi
@@ -55,7 +62,7 @@ if ! command -v "$STRIP" >/dev/null 2>&1; then
   exit 1
 fi
 
-MULTIARCH="$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
+MULTIARCH="$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo "$(uname -m)-linux-gnu")"
 CLANG_VERSION="$("$CLANG" --version | head -n1)"
 # Fixed flags: -g is required (BTF-defined maps are read from .BTF), -mcpu=v3 for 32-bit jumps/atomics.
 CFLAGS=(-O2 -g -target bpf -mcpu=v3 -Wall -Werror -I"/usr/include/$MULTIARCH" -fno-ident
@@ -74,6 +81,16 @@ if [ "$MODE" = build ]; then
     echo "built ${src%.c}.o ($(wc -c <"$ROOT/${src%.c}.o") bytes, sha256 $(sha256sum "$ROOT/${src%.c}.o" | cut -c1-16))"
   done
   printf 'clang: %s\nflags: %s\n' "$CLANG_VERSION" "${CFLAGS[*]//$ROOT/<root>}" >"$ROOT/bpf/BUILD-INFO"
+  exit 0
+fi
+
+if [ "$MODE" = out ]; then
+  mkdir -p "$OUT_DIR"
+  OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+  for src in "${SOURCES[@]}"; do
+    compile "$ROOT/$src" "$OUT_DIR/$(basename "${src%.c}").o"
+  done
+  echo "$CLANG_VERSION"
   exit 0
 fi
 

@@ -4,6 +4,8 @@
  * bound (port 0 resolved) and the signed descriptor is built from the real addresses.
  */
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type Collector, type WindowStream, registerCollectorRoutes, startCollector } from '../collector/index.js';
 import { defaultSuite, type CryptoSuite, fromHex, type SocketAddress } from '../core/index.js';
 import type { Logger } from '../log.js';
 import { GatewayAppHandler } from './app-handler.js';
@@ -169,7 +171,38 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     };
   };
 
-  const api = await buildApi({ metrics, descriptor: () => descriptor, stats, extraRoutes: opts.extraRoutes }, logger);
+  // The collector watches the ports actually bound; it never stops the gateway from running.
+  let collector: Collector | null = null;
+  if (config.collector.enabled) {
+    try {
+      collector = await startCollector(
+        {
+          iface: config.collector.iface,
+          ports: [tcpAddr.port, ...(udpAddr ? [udpAddr.port] : [])],
+          windowSec: config.collector.windowSec,
+          outDir: config.collector.outDir || join(config.dataDir, 'collector'),
+          registry: metrics.registry,
+        },
+        logger.child({ component: 'collector' }),
+      );
+      if (collector) logger.info({ iface: config.collector.iface }, 'eBPF collector attached');
+    } catch (e) {
+      logger.error({ code: (e as { code?: string }).code, err: e }, `eBPF collector not started: ${(e as Error).message}; the gateway runs without it`);
+    }
+  }
+  let stream: WindowStream | null = null;
+  const api = await buildApi(
+    {
+      metrics,
+      descriptor: () => descriptor,
+      stats,
+      extraRoutes: async (app) => {
+        stream = registerCollectorRoutes(app, collector);
+        await opts.extraRoutes?.(app);
+      },
+    },
+    logger,
+  );
   const httpBind = parseHostPort(config.http.listen);
   await api.listen({ host: httpBind.host.replace(/^\[|\]$/g, ''), port: httpBind.port });
   const httpAddr = api.server.address() as AddressInfo;
@@ -191,6 +224,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         clearInterval(sweep);
         directory?.stop();
         await Promise.all([tcp.close(graceMs), udp?.close(graceMs)]);
+        // A final window is written before the links go.
+        if (collector) await collector.stop().catch((e: unknown) => logger.error({ err: e }, 'collector stop failed'));
+        await stream?.close();
         await api.close();
         for (const s of shards) s.close();
         store.close();

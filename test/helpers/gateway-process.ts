@@ -30,9 +30,13 @@ export function tempDataDir(prefix = 'lpgw-test-'): string {
   return d;
 }
 
-export async function startGatewayProcess(args: string[] = [], opts: { dataDir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  args: string[] = [],
+  opts: { dataDir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; /** command prefix, e.g. setpriv … */ wrap?: string[] } = {},
+): Promise<GatewayProcess> {
   const dataDir = opts.dataDir ?? tempDataDir();
-  const proc = spawn(process.execPath, [BIN, 'run', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--log-level', 'debug', ...args], {
+  const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath];
+  const proc = spawn(cmd as string, [...pre, BIN, 'run', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LPGW_CONFIG: '/dev/null', ...opts.env },
   });
