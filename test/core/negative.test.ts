@@ -674,8 +674,8 @@ describe('sessions: replay, old counters, tampering', () => {
     assertLpError(() => gw.handle(p), LpErrorCode.REPLAY);
   });
 
-  test('counters more than 2016 behind the highest are LP_ERR_COUNTER_TOO_OLD; within the window out-of-order works', () => {
-    assert.equal(REPLAY_WINDOW, 2016);
+  test('counters REPLAY_WINDOW (1024) or more behind the highest are LP_ERR_COUNTER_TOO_OLD; within the window out-of-order works', () => {
+    assert.equal(REPLAY_WINDOW, 1024);
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
     gw.onDeliver = () => null;
     const { session: client } = runHandshake(gw);
@@ -684,11 +684,11 @@ describe('sessions: replay, old counters, tampering', () => {
     gw.handle(packets[2050] as Uint8Array);
     assert.equal(counter(2050) - counter(0), 2050);
     assertLpError(() => gw.handle(packets[0] as Uint8Array), LpErrorCode.COUNTER_TOO_OLD);
-    assertLpError(() => gw.handle(packets[34] as Uint8Array), LpErrorCode.COUNTER_TOO_OLD, 'exactly 2016 behind');
-    gw.handle(packets[35] as Uint8Array); // 2015 behind: inside the window, never seen
+    assertLpError(() => gw.handle(packets[2050 - REPLAY_WINDOW] as Uint8Array), LpErrorCode.COUNTER_TOO_OLD, 'exactly REPLAY_WINDOW behind');
+    gw.handle(packets[2051 - REPLAY_WINDOW] as Uint8Array); // REPLAY_WINDOW - 1 behind: inside the window, never seen
     assertLpError(() => gw.handle(packets[2050] as Uint8Array), LpErrorCode.REPLAY, 'replay of the highest');
     gw.handle(packets[2049] as Uint8Array);
-    assertLpError(() => gw.handle(packets[35] as Uint8Array), LpErrorCode.REPLAY);
+    assertLpError(() => gw.handle(packets[2051 - REPLAY_WINDOW] as Uint8Array), LpErrorCode.REPLAY);
     // far ahead, then the old ones are too old
     gw.handle(packets[2099] as Uint8Array);
     assertLpError(() => gw.handle(packets[60] as Uint8Array), LpErrorCode.COUNTER_TOO_OLD);
@@ -702,15 +702,15 @@ describe('sessions: replay, old counters, tampering', () => {
     assertLpError(() => w.check(0), LpErrorCode.REPLAY);
     w.mark(5000);
     assertLpError(() => w.check(0), LpErrorCode.COUNTER_TOO_OLD);
-    assertLpError(() => w.check(5000 - 2016), LpErrorCode.COUNTER_TOO_OLD);
-    for (let c = 5000 - 2015; c < 5000; c++) w.check(c);
-    for (let c = 5000 - 2015; c < 5000; c += 7) w.mark(c);
-    for (let c = 5000 - 2015; c < 5000; c++) {
-      if ((c - (5000 - 2015)) % 7 === 0) assertLpError(() => w.check(c), LpErrorCode.REPLAY, `counter ${c}`);
+    assertLpError(() => w.check(5000 - REPLAY_WINDOW), LpErrorCode.COUNTER_TOO_OLD);
+    for (let c = 5000 - REPLAY_WINDOW + 1; c < 5000; c++) w.check(c);
+    for (let c = 5000 - REPLAY_WINDOW + 1; c < 5000; c += 7) w.mark(c);
+    for (let c = 5000 - REPLAY_WINDOW + 1; c < 5000; c++) {
+      if ((c - (5000 - REPLAY_WINDOW + 1)) % 7 === 0) assertLpError(() => w.check(c), LpErrorCode.REPLAY, `counter ${c}`);
       else w.check(c);
     }
     w.mark(5000 + 64 * 32 * 3 + 17); // jump over several full windows: everything before is gone
-    for (let c = 5000 - 2015; c <= 5000; c += 7) assertLpError(() => w.check(c), LpErrorCode.COUNTER_TOO_OLD);
+    for (let c = 5000 - REPLAY_WINDOW + 1; c <= 5000; c += 7) assertLpError(() => w.check(c), LpErrorCode.COUNTER_TOO_OLD);
     w.check(5000 + 64 * 32 * 3 + 16);
     assertLpError(() => w.mark(5000 + 64 * 32 * 3 + 17), LpErrorCode.REPLAY);
     const big = new ReplayWindow();

@@ -44,6 +44,19 @@ export class CipherState {
     this.nHi = 0;
   }
 
+  /**
+   * Move the key into caller-provided storage (32 bytes), zeroizing the old copy; the nonce is kept.
+   * Lets a long-lived session keep all its keys in one allocation.
+   */
+  moveKeyInto(storage: Uint8Array): void {
+    const k = this.requireKey();
+    if (storage.length !== NOISE_KEY_LENGTH) fail(LpErrorCode.NOISE_STATE, 'key storage must be 32 bytes');
+    storage.set(k);
+    if (this.keyOwned) this.prims.zeroize(k);
+    this.k = storage;
+    this.keyOwned = true;
+  }
+
   /** The next implicit nonce. */
   getNonce(): bigint {
     return (BigInt(this.nHi) << 32n) | BigInt(this.nLo);

@@ -1,13 +1,14 @@
 /**
- * Sliding anti-replay window over packet counters (RFC 6479 bitmap, as WireGuard): 2048 bits in 64
- * words, so the last 2016 counters are tracked. `check` is cheap and runs before any decryption;
+ * Sliding anti-replay window over packet counters (RFC 6479 bitmap, as WireGuard): 1056 bits in 33
+ * words, so the last 1024 counters are tracked (the profile's minimum; a gateway holds a bitmap per
+ * session, so it is kept no larger). `check` is cheap and runs before any decryption;
  * `mark` runs only after the packet authenticated.
  */
 import { LpErrorCode, fail } from '../errors.js';
 
 const WORD_BITS = 32;
-const WORDS = 64;
-export const REPLAY_WINDOW = WORD_BITS * WORDS - WORD_BITS; // 2016 ≥ 1024 required
+const WORDS = 33;
+export const REPLAY_WINDOW = WORD_BITS * WORDS - WORD_BITS; // 1024, the required minimum
 
 export class ReplayWindow {
   private readonly bits = new Uint32Array(WORDS);

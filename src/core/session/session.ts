@@ -101,15 +101,27 @@ export class Session {
     this.prims = p.prims;
     this.index = p.receiverIndex;
     this.role = p.role;
-    this.sendKey = p.role === 'initiator' ? p.keys.i2r : p.keys.r2i;
-    this.recvKey = p.role === 'initiator' ? p.keys.r2i : p.keys.i2r;
+    // One allocation for the session's 32-byte values: a gateway holds up to a million sessions, and a
+    // separate ArrayBuffer per key costs more than the key. Copies also stop `remoteStatic` (a view into
+    // the ClientHello packet) from keeping that packet alive.
+    const mem = new Uint8Array(224);
+    mem.set(p.role === 'initiator' ? p.keys.i2r : p.keys.r2i, 0);
+    mem.set(p.role === 'initiator' ? p.keys.r2i : p.keys.i2r, 32);
+    mem.set(p.secret, 64);
+    mem.set(p.remoteStatic, 96);
+    mem.set(p.handshakeHash, 128);
+    this.sendKey = mem.subarray(0, 32);
+    this.recvKey = mem.subarray(32, 64);
+    this.secret = mem.subarray(64, 96);
+    this.remoteStatic = mem.subarray(96, 128);
+    this.handshakeHash = mem.subarray(128, 160);
+    for (const k of [p.keys.i2r, p.keys.r2i, p.secret]) p.prims.zeroize(k);
+    p.noiseSend.moveKeyInto(mem.subarray(160, 192));
+    p.noiseRecv.moveKeyInto(mem.subarray(192, 224));
     this.noiseSend = p.noiseSend;
     this.noiseRecv = p.noiseRecv;
-    this.secret = p.secret;
-    this.handshakeHash = p.handshakeHash;
     this.generation = p.generation;
     this.localStatic = p.localStatic;
-    this.remoteStatic = p.remoteStatic;
     this.sendCounter = p.sendCounter;
     for (const c of p.receivedCounters ?? []) this.replay.mark(c);
   }
