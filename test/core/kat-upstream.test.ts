@@ -159,3 +159,13 @@ test(`official BLAKE3 vectors: all ${b3.cases.length} derive_key (and hash) case
   }
   assert.equal(n, 35);
 });
+
+test('BLAKE3 backend agrees with @noble/hashes for hash, keyed hash and derive_key on random inputs', () => {
+  for (let i = 0; i < 200; i++) {
+    const data = prims.randomBytes(i * 37);
+    const key = prims.randomBytes(32);
+    assert.equal(toHex(prims.blake3(data)), toHex(blake3(data)));
+    assert.equal(toHex(prims.blake3Keyed(key, data)), toHex(blake3(data, { key })));
+    assert.equal(toHex(prims.blake3DeriveKey(`ctx ${i}`, data)), toHex(blake3(data, { context: new TextEncoder().encode(`ctx ${i}`) })));
+  }
+});
