@@ -19,9 +19,16 @@ export interface SourceRecord {
   lastSeen: string;
 }
 
+interface SourceCount {
+  address: string;
+  transport: 'tcp' | 'udp';
+  packets: number;
+  lastSeenMs: number;
+}
+
 export class Dispatcher {
   /** Recently seen source addresses (bounded), for operators and tests: who talks to this gateway. */
-  private readonly sources = new LRUCache<string, SourceRecord>({ max: 256 });
+  private readonly sources = new LRUCache<string, SourceCount>({ max: 256 });
 
   constructor(
     private readonly shards: readonly Shard[],
@@ -34,16 +41,16 @@ export class Dispatcher {
   }
 
   recentSources(): SourceRecord[] {
-    return [...this.sources.values()];
+    return [...this.sources.values()].map((s) => ({ address: s.address, transport: s.transport, packets: s.packets, lastSeen: new Date(s.lastSeenMs).toISOString() }));
   }
 
   async onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): Promise<ShardResult> {
-    const key = `${src.transport} ${src.address}`;
+    const key = src.transport === 'udp' ? `u${src.address}` : `t${src.address}`;
     const rec = this.sources.get(key);
     if (rec) {
       rec.packets++;
-      rec.lastSeen = new Date(nowMs).toISOString();
-    } else this.sources.set(key, { address: src.address, transport: src.transport, packets: 1, lastSeen: new Date(nowMs).toISOString() });
+      rec.lastSeenMs = nowMs;
+    } else this.sources.set(key, { address: src.address, transport: src.transport, packets: 1, lastSeenMs: nowMs });
     if (packet.length < MIN_PACKET_LEN) {
       this.metrics.error(LpErrorCode.PACKET_TOO_SHORT);
       return { reply: null, authenticated: false };

@@ -25,6 +25,11 @@ export class TcpListener {
   /** In-flight request count per connection, for graceful shutdown. */
   private inFlight = 0;
   private closing = false;
+  // Labelled children resolved once: this is the per-packet path.
+  private readonly packetsIn;
+  private readonly bytesIn;
+  private readonly packetsOut;
+  private readonly bytesOut;
 
   constructor(
     private readonly opts: TcpListenerOptions,
@@ -32,6 +37,10 @@ export class TcpListener {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
+    this.packetsIn = metrics.packetsIn.labels('tcp');
+    this.bytesIn = metrics.bytesIn.labels('tcp');
+    this.packetsOut = metrics.packetsOut.labels('tcp');
+    this.bytesOut = metrics.bytesOut.labels('tcp');
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onConnection(s));
     this.server.maxConnections = opts.maxConnections;
     this.server.on('drop', () => this.metrics.connectionsRejected.inc({ reason: 'max_connections' }));
@@ -89,8 +98,8 @@ export class TcpListener {
           if (reply && !socket.destroyed) {
             const out = encodeFrame(reply);
             socket.write(out);
-            this.metrics.packetsOut.inc({ transport: 'tcp' });
-            this.metrics.bytesOut.inc({ transport: 'tcp' }, out.length);
+            this.packetsOut.inc();
+            this.bytesOut.inc(out.length);
           }
         } catch (e) {
           this.logger.error({ err: e }, 'TCP packet handler failed');
@@ -104,7 +113,7 @@ export class TcpListener {
     };
 
     socket.on('data', (chunk: Buffer) => {
-      this.metrics.bytesIn.inc({ transport: 'tcp' }, chunk.length);
+      this.bytesIn.inc(chunk.length);
       let frames: Uint8Array[];
       try {
         frames = decoder.push(chunk);
@@ -114,7 +123,7 @@ export class TcpListener {
         return;
       }
       for (const f of frames) {
-        this.metrics.packetsIn.inc({ transport: 'tcp' });
+        this.packetsIn.inc();
         queue.push(f);
       }
       if (!busy && queue.length) {

@@ -16,6 +16,11 @@ export interface UdpListenerOptions {
 
 export class UdpListener {
   private readonly socket: dgram.Socket;
+  // Labelled children resolved once: this is the per-packet path.
+  private readonly packetsIn;
+  private readonly bytesIn;
+  private readonly packetsOut;
+  private readonly bytesOut;
   private inFlight = 0;
   /** No new datagrams are taken once closing; replies to in-flight ones still go out until the socket closes. */
   private closing = false;
@@ -27,6 +32,10 @@ export class UdpListener {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
+    this.packetsIn = metrics.packetsIn.labels('udp');
+    this.bytesIn = metrics.bytesIn.labels('udp');
+    this.packetsOut = metrics.packetsOut.labels('udp');
+    this.bytesOut = metrics.bytesOut.labels('udp');
     this.socket = dgram.createSocket({ type: net.isIPv6(opts.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', (e) => this.logger.error({ err: e }, 'UDP socket error'));
@@ -45,8 +54,8 @@ export class UdpListener {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closing) return;
-    this.metrics.packetsIn.inc({ transport: 'udp' });
-    this.metrics.bytesIn.inc({ transport: 'udp' }, msg.length);
+    this.packetsIn.inc();
+    this.bytesIn.inc(msg.length);
     this.inFlight++;
     this.onPacket(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port })
       .then(({ reply, authenticated }) => {
@@ -56,8 +65,8 @@ export class UdpListener {
           return;
         }
         this.socket.send(reply, rinfo.port, rinfo.address);
-        this.metrics.packetsOut.inc({ transport: 'udp' });
-        this.metrics.bytesOut.inc({ transport: 'udp' }, reply.length);
+        this.packetsOut.inc();
+        this.bytesOut.inc(reply.length);
       })
       .catch((e: unknown) => this.logger.error({ err: e }, 'UDP packet handler failed'))
       .finally(() => this.inFlight--);

@@ -1,0 +1,321 @@
+/**
+ * `npm run bench`: every benchmark figure the performance issue names, measured on this machine in one
+ * run and written to docs/BENCHMARKS.md (regenerated; machine, versions and date included), each next to
+ * its anchor or target. These machines are noisy: ratios are measured in the same run, alternating.
+ *
+ * Gateway figures run real gateway processes on loopback; their server CPU comes from /proc/<pid>/stat, the
+ * load from `gateway-probe load` (or bench/clients/ping-load.ts) in a separate process. BENCH_QUICK=1
+ * shortens every phase (for a smoke run).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { benchAead, benchHandshakes, benchReplay } from './lib/core-figures.js';
+import { startGatewayProcess, stopAll, scrape, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { LpConnection, TcpStreamTransport, ForwardTransport, fetchDescriptor } from '../src/client/index.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const QUICK = process.env.BENCH_QUICK === '1';
+const PHASE_S = QUICK ? 3 : 10;
+const isRoot = process.getuid?.() === 0;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+const LOAD_ENV = { LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000', LPGW_LOG_LEVEL: 'warn' };
+
+const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+const pct = (r: number): string => `${(r * 100).toFixed(1)} %`;
+
+/** CPU seconds (user + system, all threads) of a process so far. */
+function procCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
+function machineBusy(): number {
+  const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string).trim().split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  return (cpu.reduce((a, b) => a + b, 0) - idle) / CLK_TCK;
+}
+
+function runJson(cmd: string, args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', () => {
+      clearTimeout(t);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as Record<string, unknown>);
+      } catch {
+        reject(new Error(`${args.join(' ')}: no JSON report; stderr: ${err.slice(-500)}`));
+      }
+    });
+  });
+}
+
+interface LoadResult {
+  attempts: number;
+  successes: number;
+  failures: number;
+  elapsed_s: number;
+  latency_ms?: { p50: number; p90: number; p99: number; max: number };
+}
+
+function probeLoad(args: string[]): Promise<LoadResult> {
+  return runJson(process.execPath, ['bin/gateway-probe.js', 'load', '--compact', '-q', ...args], (PHASE_S + 60) * 1000) as unknown as Promise<LoadResult>;
+}
+
+/** Handshake load against one gateway; server CPU per completed handshake from the gateway's own counters. */
+async function handshakeLoad(gw: GatewayProcess, transport: string, seconds: number, concurrency = 16): Promise<{ perSec: number; cpuUsPerHs: number; machineUsPerHs: number; completed: number }> {
+  const before = await scrape(gw.http);
+  const c0 = procCpu(gw.proc.pid as number);
+  const m0 = machineBusy();
+  const r = await probeLoad(['--entry', gw.http, '--transport', transport, '--concurrency', String(concurrency), '--duration', String(seconds)]);
+  const c1 = procCpu(gw.proc.pid as number);
+  const m1 = machineBusy();
+  const after = await scrape(gw.http);
+  const key = 'lp_handshakes_total{result="completed"}';
+  const completed = (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  return { perSec: completed / r.elapsed_s, cpuUsPerHs: ((c1 - c0) * 1e6) / completed, machineUsPerHs: ((m1 - m0) * 1e6) / completed, completed };
+}
+
+const sections: string[] = [];
+const add = (s: string): void => void sections.push(s);
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const pkg = (name: string): string => {
+    try {
+      return (JSON.parse(readFileSync(`${ROOT}node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
+    } catch {
+      return 'n/a';
+    }
+  };
+
+  // ---- 1. protocol core, single core ------------------------------------------------------------------
+  log('core: handshakes, AEAD, replay');
+  benchHandshakes(50);
+  const hs = benchHandshakes(QUICK ? 200 : 800);
+  const a64 = benchAead(64);
+  const a1k = benchAead(1024);
+  const replay = benchReplay();
+  add(`## Protocol core (single core, in-process)
+
+| figure | measured | anchor / target |
+|---|---|---|
+| server CPU per full handshake | ${fmt(hs.usPerHandshake)} µs | anchor 1,033 µs (sodium-native + noble ML-KEM-768); target ≤ 700 µs → ${hs.usPerHandshake <= 700 ? 'met' : `**missed by ${fmt(hs.usPerHandshake - 700)} µs** (see ML-KEM below)`} |
+| handshakes/s per core | ${fmt(hs.perSec)} | anchor 968; issue-2 aim ≥ 900 → ${hs.perSec >= 900 ? 'met' : 'missed'}; issue-7 target ≥ 1,400 → ${hs.perSec >= 1400 ? 'met' : 'missed'} |
+| outer AEAD packet seal/s, 64 B | ${fmt(a64.seal)} | raw ChaCha20-Poly1305 anchor 1,886,506 (ours builds the packet too) |
+| outer AEAD packet open/s, 64 B | ${fmt(a64.open)} | aim ≥ 500,000 → ${a64.open >= 500_000 ? 'met' : 'missed'} |
+| outer AEAD packet seal/s, 1 KiB | ${fmt(a1k.seal)} | raw anchor 946,374 |
+| outer AEAD packet open/s, 1 KiB | ${fmt(a1k.open)} | raw anchor 974,502 |
+| replay check + mark/s | ${fmt(replay)} | — |
+
+Server CPU is measured by replaying recorded client packets into a gateway handshake state machine
+(\`process.cpuUsage\` around the gateway's work only).`);
+
+  // ---- 2. ML-KEM backends -------------------------------------------------------------------------------
+  log('ML-KEM backends');
+  const seed = new Uint8Array(64).map((_, i) => i);
+  const kp = ml_kem768.keygen(seed);
+  const { cipherText } = ml_kem768.encapsulate(kp.publicKey);
+  const time = (f: () => unknown, n: number): number => {
+    for (let i = 0; i < 30; i++) f();
+    const t = performance.now();
+    for (let i = 0; i < n; i++) f();
+    return ((performance.now() - t) * 1000) / n;
+  };
+  const nobleDecaps = time(() => ml_kem768.decapsulate(cipherText, kp.secretKey), QUICK ? 200 : 1000);
+  let oqsRow = '| @oqs/liboqs-js 0.15.1 (WebAssembly liboqs) | not installed here (`npm i --no-save @oqs/liboqs-js@0.15.1` to include it) | — | — |';
+  try {
+    const modName = '@oqs/liboqs-js';
+    const oqs = (await import(modName)) as { createMLKEM768(): Promise<{ decapsulate(c: Uint8Array, s: Uint8Array): Uint8Array; encapsulate(p: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } }> };
+    const k = await oqs.createMLKEM768();
+    let agree = 0;
+    for (let i = 0; i < 50; i++) {
+      const e = ml_kem768.encapsulate(kp.publicKey);
+      if (Buffer.from(k.decapsulate(new Uint8Array(e.cipherText), new Uint8Array(kp.secretKey))).equals(Buffer.from(e.sharedSecret))) agree++;
+      const f = k.encapsulate(new Uint8Array(kp.publicKey));
+      if (Buffer.from(ml_kem768.decapsulate(f.ciphertext, kp.secretKey)).equals(Buffer.from(f.sharedSecret))) agree++;
+    }
+    const ct = new Uint8Array(cipherText);
+    const sk = new Uint8Array(kp.secretKey);
+    const oqsDecaps = time(() => k.decapsulate(ct, sk), QUICK ? 500 : 3000);
+    oqsRow = `| @oqs/liboqs-js ${pkg('@oqs/liboqs-js')} (WebAssembly liboqs) | ${fmt(oqsDecaps)} µs (${(nobleDecaps / oqsDecaps).toFixed(1)}× faster) | ${agree}/100 cross-checks with noble agree | not adopted: its README says "meant for research, prototyping"; declares Node ≥ 22 |`;
+  } catch {
+    /* optional */
+  }
+  add(`## ML-KEM-768 backends (decapsulation, the gateway's share of the KEM)
+
+| backend | decapsulate | correctness | decision |
+|---|---|---|---|
+| @noble/post-quantum ${pkg('@noble/post-quantum')} (pure JS, audited) | ${fmt(nobleDecaps)} µs | FIPS 203 vectors in its own test suite; our KATs (test/vectors) | **in use**, behind the \`Kem\` interface |
+${oqsRow}
+| mlkem 2.7.0 (pure TS) | ≈ 314 µs measured here (async API) | same keys as noble from one seed | no gain over noble |
+
+ML-KEM decapsulation is the largest single cost of a gateway handshake; it is what keeps the server CPU
+per handshake above the 700 µs target with the audited backend.`);
+
+  // ---- 3. gateway handshakes, 1 vs 2 shards ----------------------------------------------------------------
+  const rows: string[] = [];
+  const perShards = new Map<string, number>();
+  for (const shards of [1, 2]) {
+    for (const transport of ['tcp', 'udp']) {
+      log(`gateway handshakes: ${shards} shard(s), ${transport}`);
+      const gw = await startGatewayProcess(['--mock-ecash'], { env: { ...LOAD_ENV, LPGW_TABLES_SHARDS: String(shards) } });
+      await handshakeLoad(gw, transport, 2);
+      const r = await handshakeLoad(gw, transport, PHASE_S);
+      await gw.stop();
+      perShards.set(`${shards}/${transport}`, r.perSec);
+      rows.push(`| ${shards} | ${transport} | ${fmt(r.perSec)} | ${fmt(r.cpuUsPerHs)} µs | ${fmt(1e6 / r.cpuUsPerHs)} | ${fmt(r.machineUsPerHs)} µs |`);
+    }
+  }
+  const scaleTcp = (perShards.get('2/tcp') ?? 0) / (perShards.get('1/tcp') ?? 1);
+  const scaleUdp = (perShards.get('2/udp') ?? 0) / (perShards.get('1/udp') ?? 1);
+  add(`## Gateway handshakes (real processes, loopback; load from \`gateway-probe load\`, 16 concurrent)
+
+| shards | transport | handshakes/s | gateway CPU per handshake | handshakes/s per gateway core | machine CPU per handshake (gateway + client) |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Scaling 1 → 2 shards: ${scaleTcp.toFixed(2)}× (TCP), ${scaleUdp.toFixed(2)}× (UDP); target ≥ 1.7× → ${Math.min(scaleTcp, scaleUdp) >= 1.7 ? 'met' : '**missed**'}.
+What bounds it: the load generator runs on the same two cores and spends more CPU per handshake than the
+gateway (ML-KEM encapsulation, KKT verification, Noise initiator); the last column is the whole machine's CPU
+per handshake. With the client taking over half of the machine, two gateway shards cannot get two cores.
+"handshakes/s per gateway core" = 10⁶ / gateway CPU per handshake, the capacity a dedicated core would have
+(TCP includes one connection per packet, as upstream clients do).`);
+
+  // ---- 4. EncryptedData round trips ---------------------------------------------------------------------
+  const rtRows: string[] = [];
+  for (const transport of ['udp', 'tcp-stream']) {
+    log(`EncryptedData round trips: ${transport}`);
+    const gw = await startGatewayProcess(['--mock-ecash'], { env: LOAD_ENV });
+    const c0 = procCpu(gw.proc.pid as number);
+    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', gw.http, transport, '32', String(PHASE_S)], (PHASE_S + 60) * 1000)) as { roundTrips: number; perSec: number; errors: number };
+    const c1 = procCpu(gw.proc.pid as number);
+    await gw.stop();
+    const us = ((c1 - c0) * 1e6) / r.roundTrips;
+    rtRows.push(`| ${transport} | ${fmt(r.perSec)} | ${fmt(us, 1)} µs | ${fmt(1e6 / us)} | ${r.errors} |`);
+  }
+  add(`## EncryptedData round trips (Ping → Pong, 64-byte payload, 32 sessions, one gateway shard)
+
+| transport | round trips/s | gateway CPU per round trip | round trips/s per gateway core | errors |
+|---|---|---|---|---|
+${rtRows.join('\n')}
+
+Target ≥ 50,000 round trips/s per core over UDP. Gateway CPU per round trip includes the event loop, the
+socket syscalls, outer AEAD open+seal, Noise open+seal and the bincode codec; the client runs in a separate
+process on the same two cores (its share limits the measured rate, not the per-core figure).`);
+
+  // ---- 5. telescoped registration latency -----------------------------------------------------------------
+  log('telescoped registration latency (loopback)');
+  const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: LOAD_ENV });
+  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], { env: LOAD_ENV });
+  const lat: number[] = [];
+  const { descriptor: ed, pin: ep } = await fetchDescriptor(entry.http);
+  const { descriptor: xd, pin: xp } = await fetchDescriptor(exit.http);
+  const reg = (k: number, type: 2 | 3) => ({ mode: { kind: 'dvpn' as const, wgPublicKey: new Uint8Array(32).fill(k) }, credential: { kind: 'mock' as const, blob: new Uint8Array(1) }, ticketType: type, timestamp: BigInt(Math.floor(Date.now() / 1000)) });
+  for (let i = 0; i < (QUICK ? 20 : 100); i++) {
+    const t0 = performance.now();
+    const outer = await LpConnection.connect({ transport: new TcpStreamTransport(ed.lp.tcp), gateway: ep });
+    const inner = await LpConnection.connect({ transport: new ForwardTransport(outer, xp.ed25519Public, xd.lp.tcp), gateway: xp });
+    await inner.register(reg(i % 250, 3));
+    await outer.register(reg(i % 250, 2));
+    lat.push(performance.now() - t0);
+    outer.close();
+  }
+  await entry.stop();
+  await exit.stop();
+  lat.sort((a, b) => a - b);
+  const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number;
+  add(`## Telescoped registration latency (loopback)
+
+Full flow per sample (as upstream's register_lp): handshake with the entry, nested handshake with the exit
+through the entry, registration with the exit, registration with the entry; one reused TCP connection to the
+entry, the entry opening one connection per forwarded packet to the exit. ${lat.length} sequential samples.
+
+| p50 | p90 | p99 | max | target |
+|---|---|---|---|---|
+| ${fmt(q(0.5), 1)} ms | ${fmt(q(0.9), 1)} ms | ${fmt(q(0.99), 1)} ms | ${fmt(lat[lat.length - 1] as number, 1)} ms | p50 ≤ 20 ms → ${q(0.5) <= 20 ? 'met' : '**missed**'} |
+
+On the namespace localnet: \`npm run localnet:probe\` reports per-step timings for the same flow.`);
+
+  // ---- 6. memory per session -----------------------------------------------------------------------------
+  log('heap per established session');
+  const heapOut = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-heap.bench.ts'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, BENCH_SESSIONS: '100000' } });
+  const perSession = Number(/session: (-?\d+) bytes/.exec(heapOut)?.[1] ?? NaN);
+  add(`## Memory per established session
+
+| sessions in the table | heap + ArrayBuffer bytes per session | target |
+|---|---|---|
+| 100,000 | ${fmt(perSession)} B | ≤ 2,048 B → ${perSession <= 2048 ? 'met' : '**missed**'} |
+
+A session keeps its seven 32-byte secrets in one allocation, a 1,024-counter replay bitmap and its last reply
+(for idempotent retransmission); the lru-cache entry is included.`);
+
+  // ---- 7. collector overhead -----------------------------------------------------------------------------
+  if (isRoot) {
+    log('collector overhead (alternating with / without)');
+    const res = { with: [] as number[], without: [] as number[], withM: [] as number[], withoutM: [] as number[] };
+    for (let round = 0; round < (QUICK ? 1 : 3); round++) {
+      for (const on of [false, true]) {
+        const gw = await startGatewayProcess(['--mock-ecash', ...(on ? ['--collector'] : [])], { env: LOAD_ENV });
+        await handshakeLoad(gw, 'udp', 1);
+        const r = await handshakeLoad(gw, 'udp', PHASE_S);
+        await gw.stop();
+        (on ? res.with : res.without).push(r.perSec);
+        (on ? res.withM : res.withoutM).push(r.machineUsPerHs);
+      }
+    }
+    const mean = (x: number[]): number => x.reduce((a, b) => a + b, 0) / x.length;
+    const ratio = mean(res.with) / mean(res.without);
+    const cpuRatio = mean(res.withM) / mean(res.withoutM);
+    add(`## Collector overhead (root; gateway with and without \`--collector\`, alternating, ${res.with.length} rounds each)
+
+| | handshakes/s (mean) | machine CPU per handshake (mean) |
+|---|---|---|
+| without collector | ${fmt(mean(res.without))} | ${fmt(mean(res.withoutM))} µs |
+| with collector | ${fmt(mean(res.with))} | ${fmt(mean(res.withM))} µs |
+| ratio | ${ratio.toFixed(3)} (target ≥ 0.99 → ${ratio >= 0.99 ? 'met' : '**missed**'}) | ${cpuRatio.toFixed(3)} (overhead ${pct(cpuRatio - 1)}; target ≤ 1 %) |
+
+The BPF program costs ~0.1–0.3 µs per packet (docs/COLLECTOR.md); a handshake is about ten packets against
+~1 ms of CPU, so its share is far below the run-to-run noise of these machines; the ratio carries that noise.
+\`node --import tsx bench/collector.bench.ts\` measures the collector's memory with 65,536 flows.`);
+  } else add('## Collector overhead\n\nNot measured: needs root (BPF).');
+
+  // ---- write -----------------------------------------------------------------------------------------------
+  const cpus = os.cpus();
+  const header = `# Benchmarks
+
+Regenerated by \`npm run bench\` — do not edit by hand. ${QUICK ? '**Quick run (BENCH_QUICK=1): short phases, rough figures.**' : ''}
+
+| | |
+|---|---|
+| date | ${started.toISOString()} (run took ${fmt((Date.now() - started.getTime()) / 1000)} s) |
+| machine | ${cpus[0]?.model ?? 'unknown'}, ${cpus.length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()} |
+| node | ${process.version} |
+| versions | lp-gateway ${pkg('../')}; sodium-native ${pkg('sodium-native')}, @noble/post-quantum ${pkg('@noble/post-quantum')}, @napi-rs/blake-hash ${pkg('@napi-rs/blake-hash')}, lru-cache ${pkg('lru-cache')}, fastify ${pkg('fastify')} |
+
+Anchors (measured on these machines): one full server-side LP handshake ≈ 1 ms CPU with sodium-native + noble
+ML-KEM-768 (968/s/core), ≈ 0.55 ms with a 7× faster ML-KEM; WireGuard treats 128 (wireguard-go) or 512 (kernel)
+queued handshakes as "under load"; upstream LP does one TCP connection per packet, about 10 round trips for a
+direct registration. Each table gives the figure, then its anchor or target and whether it was met.
+`;
+  mkdirSync(`${ROOT}docs`, { recursive: true });
+  writeFileSync(`${ROOT}docs/BENCHMARKS.md`, `${header}\n${sections.join('\n\n')}\n`);
+  log('wrote docs/BENCHMARKS.md');
+}
+
+try {
+  await main();
+} finally {
+  await stopAll();
+}
+if (!existsSync(`${ROOT}docs/BENCHMARKS.md`)) process.exitCode = 1;
