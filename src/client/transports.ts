@@ -19,6 +19,12 @@ export interface Transport {
   readonly kind: 'tcp' | 'tcp-stream' | 'udp' | 'forward';
 }
 
+/** Options shared by the socket transports. */
+export interface SocketTransportOptions {
+  /** Local source address to bind (e.g. a second loopback address in tests); the OS picks one when absent. */
+  localAddress?: string;
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
   if (!m) throw new ClientError('LPC_ERR_BAD_ADDRESS', `not a HOST:PORT address: ${address}`);
@@ -30,12 +36,13 @@ export class TcpPerPacketTransport implements Transport {
   constructor(
     private readonly address: string,
     private readonly connectTimeoutMs = 10_000,
+    private readonly opts: SocketTransportOptions = {},
   ) {}
 
   async request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const { host, port } = splitHostPort(this.address);
     try {
-      return await exchangeOnce({ host, port, connectTimeoutMs: this.connectTimeoutMs, ioTimeoutMs: timeoutMs }, packet);
+      return await exchangeOnce({ host, port, connectTimeoutMs: this.connectTimeoutMs, ioTimeoutMs: timeoutMs, ...(this.opts.localAddress !== undefined ? { localAddress: this.opts.localAddress } : {}) }, packet);
     } catch (e) {
       throw ClientError.from(e);
     }
@@ -54,13 +61,14 @@ export class TcpStreamTransport implements Transport {
   constructor(
     private readonly address: string,
     private readonly connectTimeoutMs = 10_000,
+    private readonly opts: SocketTransportOptions = {},
   ) {}
 
   private connect(): Promise<net.Socket> {
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     this.connecting ??= new Promise<net.Socket>((resolve, reject) => {
       const { host, port } = splitHostPort(this.address);
-      const s = net.connect({ host, port, noDelay: true });
+      const s = net.connect({ host, port, noDelay: true, ...(this.opts.localAddress !== undefined ? { localAddress: this.opts.localAddress } : {}) });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new ClientError('LPC_ERR_CONNECT_TIMEOUT', `connect to ${this.address} timed out after ${this.connectTimeoutMs} ms`));
@@ -137,12 +145,13 @@ export class TcpStreamTransport implements Transport {
 export class UdpTransport implements Transport {
   readonly kind = 'udp' as const;
   private socket: dgram.Socket | null = null;
-  private pending: { resolve: (b: Uint8Array) => void } | null = null;
+  private pending: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | null = null;
 
   constructor(
     private readonly address: string,
     /** Re-sends of an unanswered datagram within one request's timeout. */
     private readonly attempts = 4,
+    private readonly opts: SocketTransportOptions = {},
   ) {}
 
   private open(): dgram.Socket {
@@ -155,7 +164,20 @@ export class UdpTransport implements Transport {
       this.pending = null;
       p.resolve(new Uint8Array(msg));
     });
-    s.on('error', () => undefined);
+    // A socket error (failed bind, unreachable local address) fails the request at once, not at its timeout.
+    s.on('error', (e) => {
+      const p = this.pending;
+      this.pending = null;
+      this.socket = null;
+      try {
+        s.close();
+      } catch {
+        /* never bound: nothing to close */
+      }
+      p?.reject(new ClientError('LPC_ERR_SOCKET', `UDP socket for ${this.address}: ${e.message}`));
+    });
+    // Sends issued while the bind is pending are queued by dgram.
+    if (this.opts.localAddress !== undefined) s.bind({ address: this.opts.localAddress, port: 0 });
     this.socket = s;
     return s;
   }
@@ -184,6 +206,11 @@ export class UdpTransport implements Transport {
           clearInterval(resend);
           clearTimeout(timer);
           resolve(b);
+        },
+        reject: (e) => {
+          clearInterval(resend);
+          clearTimeout(timer);
+          reject(e);
         },
       };
       send();

@@ -34,7 +34,7 @@ export class GatewayAppHandler implements AppHandler {
           this.metrics.forwards.inc({ result: 'refused_not_entry' });
           return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
         }
-        return this.forwarder.forward(msg.forward);
+        return this.forwarder.forward(msg.forward, ctx.src.address);
       case 'ping':
         return { kind: 'pong', payload: msg.payload };
       default:

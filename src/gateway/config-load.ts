@@ -220,6 +220,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   'lp.udp': hostPortOrOff,
   'lp.announceHost': hostOrEmpty,
   'lp.helloRatePerSec': positiveNumber,
+  'lp.helloRateExempt': eachOf((s) => (isIPv4(s) || (isIPv6(s) && !s.includes('%')) ? null : 'expected an IP address')),
   'tables.shards': intRange(1, 1024),
   'http.listen': hostPortOf,
   'directory.peers': httpUrls,

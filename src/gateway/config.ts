@@ -31,6 +31,11 @@ export interface GatewayConfig {
     helloRatePerSec: number;
     /** Token bucket burst. */
     helloBurst: number;
+    /**
+     * Source IPs exempt from the per-source ClientHello limit: entry gateways that forward many clients
+     * from one address. Hosts of verified directory peers are exempt too.
+     */
+    helloRateExempt: string[];
   };
   tables: {
     maxHandshakes: number;
@@ -108,6 +113,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     idleTimeoutMs: 60_000,
     helloRatePerSec: 20,
     helloBurst: 5,
+    helloRateExempt: [],
   },
   tables: {
     maxHandshakes: 100_000,

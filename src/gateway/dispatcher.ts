@@ -34,6 +34,8 @@ export class Dispatcher {
     private readonly shards: readonly Shard[],
     private readonly helloLimiter: TokenBucketLimiter,
     private readonly metrics: GatewayMetrics,
+    /** Sources not subject to the per-source hello limit (configured entries, directory peers). */
+    private readonly exempt: (address: string) => boolean = () => false,
   ) {}
 
   private shardFor(index: number): Shard {
@@ -59,7 +61,7 @@ export class Dispatcher {
     let index = dv.getUint32(0, true);
     if (index === 0) {
       const proposed = packet.length >= HELLO_INDEX_OFFSET + 4 ? dv.getUint32(HELLO_INDEX_OFFSET, true) : 0;
-      const waitMs = this.helloLimiter.take(src.address, nowMs);
+      const waitMs = this.exempt(src.address) ? 0 : this.helloLimiter.take(src.address, nowMs);
       if (waitMs > 0) {
         this.metrics.rateLimited.inc();
         // Busy (38 B) is smaller than any ClientHello (134 B): no amplification.

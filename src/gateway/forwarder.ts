@@ -4,10 +4,17 @@
  * connection is opened. Bounded: at most `maxConcurrent` forwards (then Busy), connect and I/O timeouts,
  * and per-exit exponential backoff whose cap yields to a longer Busy hint from the exit.
  */
-import { type AppMessage, type ForwardPacketData, MessageType, decodeBusy, errorMessage, parseClear, parseHeader, LpError, toHex } from '../core/index.js';
+import { type AppMessage, type ForwardPacketData, MessageType, decodeBusy, encodeBusy, errorMessage, parseClear, parseHeader, serializeClear, LpError, toHex } from '../core/index.js';
+
+/** A cleartext Busy for the index an inner ClientHello proposes (offset 18), as the exit would send it. */
+function innerBusy(hello: Uint8Array, retryAfterMs: number): Uint8Array {
+  const proposed = hello.length >= 22 ? new DataView(hello.buffer, hello.byteOffset, hello.byteLength).getUint32(18, true) : 0;
+  return serializeClear({ receiverIndex: proposed, counter: 0, type: MessageType.Busy, content: encodeBusy(Math.ceil(retryAfterMs)) });
+}
 import type { Logger } from '../log.js';
 import { ExchangeError, exchangeOnce } from '../net/tcp-exchange.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { TokenBucketLimiter } from './rate-limit.js';
 
 export interface ForwardDirectory {
   /** A verified peer whose identity and (normalized) LP TCP address both match, or null. */
@@ -33,7 +40,15 @@ export const ForwardErrorCode = {
 
 interface Backoff {
   failures: number;
+  /** Connect/IO failures: nothing is forwarded to the exit until then. */
   until: number;
+  /** The exit answered a forwarded ClientHello with Busy: new handshakes wait until then (sessions do not). */
+  helloUntil: number;
+}
+
+/** Inner packets with receiver index 0 are ClientHellos: new handshakes with the exit. */
+function isInnerHello(packet: Uint8Array): boolean {
+  return packet.length >= 4 && packet[0] === 0 && packet[1] === 0 && packet[2] === 0 && packet[3] === 0;
 }
 
 /** Split `host:port` / `[v6]:port`. */
@@ -54,6 +69,8 @@ export class Forwarder {
     private readonly directory: ForwardDirectory,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
+    /** Per-client limit on forwarded ClientHellos (the same policy the gateway applies to its own). */
+    private readonly helloLimiter: TokenBucketLimiter | null = null,
   ) {}
 
   private refuse(result: string, code: string, message: string, retryAfterMs: number | null = null): AppMessage {
@@ -61,7 +78,12 @@ export class Forwarder {
     return errorMessage(code, message, retryAfterMs);
   }
 
-  async forward(f: ForwardPacketData, nowMs = Date.now()): Promise<AppMessage> {
+  /**
+   * Forward for a client at `clientAddress`. Forwarded ClientHellos are rate-limited per client here (the
+   * exit sees all of an entry's clients as one source); a limited or exit-Busy hello is answered with a
+   * Busy for the inner index, which the client's handshake honours.
+   */
+  async forward(f: ForwardPacketData, clientAddress = '', nowMs = Date.now()): Promise<AppMessage> {
     const entry = this.directory.lookup(f.targetGatewayIdentity, f.targetLpAddress);
     if (!entry) return this.refuse('refused_unknown_target', ForwardErrorCode.TARGET_UNKNOWN, `no gateway ${toHex(f.targetGatewayIdentity).slice(0, 16)}… at ${f.targetLpAddress} in this entry's directory`);
     try {
@@ -72,6 +94,13 @@ export class Forwarder {
     const key = entry.lp.tcp;
     const b = this.backoff.get(key);
     if (b && b.until > nowMs) return this.refuse('refused_backoff', ForwardErrorCode.BACKOFF, `exit ${key} is in backoff after ${b.failures} failure(s)`, b.until - nowMs);
+    if (isInnerHello(f.innerPacketBytes)) {
+      const wait = Math.max(b && b.helloUntil > nowMs ? b.helloUntil - nowMs : 0, this.helloLimiter?.take(clientAddress, nowMs) ?? 0);
+      if (wait > 0) {
+        this.metrics.forwards.inc({ result: 'hello_busy' });
+        return { kind: 'forwardResponse', innerPacketBytes: innerBusy(f.innerPacketBytes, wait) };
+      }
+    }
     if (this.inFlight >= this.o.maxConcurrent) return this.refuse('refused_busy', ForwardErrorCode.BUSY, 'too many forwards in flight', 100);
 
     this.inFlight++;
@@ -86,7 +115,7 @@ export class Forwarder {
     } catch (e) {
       const failures = (this.backoff.get(key)?.failures ?? 0) + 1;
       const delay = Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs);
-      this.backoff.set(key, { failures, until: Date.now() + delay });
+      this.backoff.set(key, { failures, until: Date.now() + delay, helloUntil: 0 });
       const code = e instanceof ExchangeError ? e.code : 'LPGW_ERR_FORWARD_FAILED';
       this.logger.info({ exit: key, failures, backoffMs: delay, code }, `forward to exit failed: ${(e as Error).message}`);
       return this.refuse('failed', ForwardErrorCode.FAILED, `forward to ${key} failed (${code}): ${(e as Error).message}`, delay);
@@ -98,7 +127,10 @@ export class Forwarder {
     }
   }
 
-  /** A Busy from the exit backs off for at least its hint, even past the cap; any other reply resets. */
+  /**
+   * A Busy from the exit delays further forwarded ClientHellos to it for at least its hint (even past the
+   * cap); packets of established sessions still pass. Any other reply resets the failure backoff.
+   */
   private onExitReply(key: string, reply: Uint8Array, nowMs: number): void {
     let busyMs: number | null = null;
     if (reply.length <= 38) {
@@ -110,12 +142,15 @@ export class Forwarder {
       }
     }
     if (busyMs === null) {
-      this.backoff.delete(key);
+      const b = this.backoff.get(key);
+      if (b && b.helloUntil > nowMs) b.failures = 0;
+      else this.backoff.delete(key);
       return;
     }
-    const failures = (this.backoff.get(key)?.failures ?? 0) + 1;
-    const delay = Math.max(Math.min(this.o.backoffBaseMs * 2 ** (failures - 1), this.o.backoffMaxMs), busyMs);
-    this.backoff.set(key, { failures, until: nowMs + delay });
+    const prev = this.backoff.get(key);
+    const busies = (prev?.failures ?? 0) + 1;
+    const delay = Math.max(Math.min(this.o.backoffBaseMs * 2 ** (busies - 1), this.o.backoffMaxMs), busyMs);
+    this.backoff.set(key, { failures: busies, until: prev?.until ?? 0, helloUntil: nowMs + delay });
   }
 
   private updateBackoffGauges(): void {
@@ -123,9 +158,9 @@ export class Forwarder {
     let exits = 0;
     let longest = 0;
     for (const b of this.backoff.values()) {
-      if (b.until > now) {
+      if (Math.max(b.until, b.helloUntil) > now) {
         exits++;
-        longest = Math.max(longest, b.until - now);
+        longest = Math.max(longest, Math.max(b.until, b.helloUntil) - now);
       }
     }
     this.metrics.forwardBackoffExits.set(exits);

@@ -101,7 +101,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     directory.start();
     logger.info({ peers: directory.size }, 'directory loaded');
   }
-  const forwarder = directory ? new Forwarder(config.forward, directory, metrics, logger.child({ component: 'forwarder' })) : null;
+  const forwarder = directory
+    ? new Forwarder(config.forward, directory, metrics, logger.child({ component: 'forwarder' }), new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst))
+    : null;
   const app = new GatewayAppHandler(registration, forwarder, metrics);
 
   // One shard runs in this thread; more run one worker thread each (tables are split evenly).
@@ -125,7 +127,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }
   }
   if (shardCount > 1) logger.info({ shards: shardCount }, 'receiver-index shards running in worker threads');
-  const dispatcher = new Dispatcher(shards, new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), metrics);
+  // Entries forward many clients from one address: configured ones and verified directory peers are exempt.
+  const exemptHosts = new Set(config.lp.helloRateExempt);
+  const isExempt = (address: string): boolean => {
+    const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+    return exemptHosts.has(a) || (directory?.entries().some((d) => parseHostPort(d.lp.tcp).host === a) ?? false);
+  };
+  const dispatcher = new Dispatcher(shards, new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), metrics, isExempt);
   const onPacket = dispatcher.onPacket.bind(dispatcher);
 
   const tcp = new TcpListener({ host: tcpBind.host, port: tcpBind.port, maxConnections: config.lp.maxConnections, readTimeoutMs: config.lp.readTimeoutMs, idleTimeoutMs: config.lp.idleTimeoutMs }, (p, s) => onPacket(p, s), metrics, logger.child({ component: 'tcp' }));

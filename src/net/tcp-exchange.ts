@@ -20,13 +20,15 @@ export interface ExchangeOptions {
   port: number;
   connectTimeoutMs: number;
   ioTimeoutMs: number;
+  /** Local source address to bind (e.g. 127.0.0.2 in tests); the OS picks one when absent. */
+  localAddress?: string;
   /** Called once the TCP connection is up (metrics, tests). */
   onConnect?: () => void;
 }
 
 export function exchangeOnce(opts: ExchangeOptions, packet: Uint8Array): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true });
+    const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) });
     const decoder = new FrameDecoder();
     let settled = false;
     let timer = setTimeout(() => finish(new ExchangeError('LPGW_ERR_CONNECT_TIMEOUT', `connect to ${opts.host}:${opts.port} timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);

@@ -1,0 +1,145 @@
+/**
+ * The `gateway-probe run` report: PRODUCT.md §3's shape (`entry`, `exit`, `outcome.lp`,
+ * `outcome.telescoping`, `outcome.rekey`, `timings_ms`), extended — never renamed — with
+ * `outcome.telescoping_rekey`, per-registration details, the transport, mode, credential and a verdict.
+ * Every `error` is `{ code, message }` with the code of the ClientError / LpError / GatewayError that
+ * ended the check (or one of the probe's own `LPC_ERR_*` codes below), or null.
+ */
+import { ClientError } from '../src/client/index.js';
+import type { GatewayDescriptor } from '../src/gateway/descriptor.js';
+
+/** Codes the probe itself produces (the client library's ClientError codes are the rest). */
+export const ProbeErrorCode = {
+  /** The check was not attempted because a check it depends on failed. */
+  SKIPPED: 'LPC_ERR_SKIPPED',
+  /** `--ticket FILE` holds no ticket of the type this registration needs. */
+  NO_MATCHING_TICKET: 'LPC_ERR_NO_MATCHING_TICKET',
+  /** `--transport udp` but the gateway's descriptor announces no LP UDP address. */
+  TRANSPORT_UNAVAILABLE: 'LPC_ERR_TRANSPORT_UNAVAILABLE',
+  /** The whole run hit `--timeout`. */
+  RUN_TIMEOUT: 'LPC_ERR_RUN_TIMEOUT',
+  /** A registration answered `success: false` without a coded error. */
+  REGISTRATION_REFUSED: 'LPC_ERR_REGISTRATION_REFUSED',
+} as const;
+
+export type TransportName = 'tcp' | 'tcp-stream' | 'udp';
+export type ProbeMode = 'dvpn' | 'mixnet';
+export type CredentialKind = 'mock' | 'ticket';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface GatewayInfo {
+  /** Ed25519 identity, hex; null when the descriptor could not be fetched or verified. */
+  identity: string | null;
+  lp_tcp: string | null;
+  lp_udp: string | null;
+  /** The HTTP API base URL the descriptor was fetched from. */
+  http: string;
+  software_version: string | null;
+  roles: string[] | null;
+  /** BLAKE3 of the ML-KEM-768 key, as pinned from the signed descriptor. */
+  kem_key_hash: string | null;
+}
+
+/** What a successful registration returned (dVPN: addresses; mixnet: only the bandwidth). */
+export interface RegistrationInfo {
+  ticket_type: string;
+  private_ipv4: string | null;
+  private_ipv6: string | null;
+  wireguard_endpoint: string | null;
+  allocated_bandwidth_bytes: string;
+}
+
+export interface LpOutcome {
+  can_connect: boolean;
+  can_handshake: boolean;
+  can_register: boolean;
+  error: ErrorInfo | null;
+  registration: RegistrationInfo | null;
+}
+
+export interface TelescopingOutcome {
+  can_handshake: boolean;
+  can_register: boolean;
+  error: ErrorInfo | null;
+  registration: RegistrationInfo | null;
+}
+
+export interface RekeyOutcome {
+  can_rekey: boolean;
+  old_index: number | null;
+  new_index: number | null;
+  error: ErrorInfo | null;
+}
+
+export interface Timings {
+  /** Fetching and verifying the descriptor(s) (entry and exit in parallel). */
+  descriptor: number | null;
+  /** TCP connect to the entry's LP address; null for UDP (connectionless) or when not reached. */
+  connect: number | null;
+  handshake: number | null;
+  register: number | null;
+  telescoped_handshake: number | null;
+  telescoped_register: number | null;
+  /** Direct rekey (KK1 → Ack) plus one ping in the new session. */
+  rekey: number | null;
+  telescoped_rekey: number | null;
+  total: number;
+}
+
+export interface ProbeReport {
+  entry: GatewayInfo;
+  exit: GatewayInfo | null;
+  outcome: {
+    lp: LpOutcome;
+    telescoping: TelescopingOutcome | null;
+    rekey: RekeyOutcome | null;
+    telescoping_rekey: RekeyOutcome | null;
+  };
+  timings_ms: Timings;
+  transport: TransportName;
+  mode: ProbeMode;
+  credential: CredentialKind;
+  /** Local address the LP sockets were bound to (`--source-address`), or null. */
+  source_address: string | null;
+  /** True when every requested check passed (the exit status is 0 exactly then). */
+  passed: boolean;
+  /** gateway-probe software version. */
+  version: string;
+  started_at: string;
+}
+
+/** `{ code, message }` of any thrown value, keeping the code of coded errors. */
+export function errorInfo(e: unknown): ErrorInfo {
+  const c = ClientError.from(e);
+  return { code: c.code, message: c.message };
+}
+
+export function skipped(what: string): ErrorInfo {
+  return { code: ProbeErrorCode.SKIPPED, message: `not attempted: ${what}` };
+}
+
+export function gatewayInfo(http: string, d: GatewayDescriptor | null): GatewayInfo {
+  return {
+    identity: d?.identity_key ?? null,
+    lp_tcp: d?.lp.tcp ?? null,
+    lp_udp: d?.lp.udp ?? null,
+    http,
+    software_version: d?.software_version ?? null,
+    roles: d ? [...d.roles] : null,
+    kem_key_hash: d?.kem.key_hash ?? null,
+  };
+}
+
+/** True when every check the report holds (i.e. every requested check) passed. */
+export function reportPassed(r: Pick<ProbeReport, 'outcome'>): boolean {
+  const { lp, telescoping, rekey, telescoping_rekey } = r.outcome;
+  if (!(lp.can_connect && lp.can_handshake && lp.can_register)) return false;
+  if (telescoping && !(telescoping.can_handshake && telescoping.can_register)) return false;
+  if (rekey && !rekey.can_rekey) return false;
+  if (telescoping_rekey && !telescoping_rekey.can_rekey) return false;
+  return true;
+}

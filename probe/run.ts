@@ -1,0 +1,233 @@
+/**
+ * `gateway-probe run`: one pass of checks against an entry gateway and optionally a telescoped exit.
+ *
+ *   1. descriptors: fetch `/v1/gateway` of entry (and exit) in parallel, verify the signatures, pin the
+ *      identity and the KEM key hash (the handshake's KKT step fails closed on a different key);
+ *   2. lp.can_connect: descriptor verified and the LP transport reached (TCP: a connection opens;
+ *      UDP: at least one reply datagram during the handshake);
+ *   3. lp.can_handshake: ClientHello … Ack with the entry;
+ *   4. lp.can_register: registration with the entry (`*-entry` ticket type; `*-exit` when probing a
+ *      gateway alone that has only the exit role);
+ *   5. with --exit: a nested session through the entry to the exit (telescoping.can_handshake) and a
+ *      registration with the exit (`*-exit`, telescoping.can_register);
+ *   6. with --rekey: rekey of the direct session, then of the nested one (which now travels inside the
+ *      rekeyed entry session), each confirmed by a ping in the new session.
+ *
+ * A check whose prerequisite failed is reported false with LPC_ERR_SKIPPED. Nothing here throws for a
+ * failed check: the report holds the outcome.
+ */
+import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS } from '../src/client/index.js';
+import { version } from '../src/version.js';
+import { type CredentialSource, type GatewayRole, ticketTypeFor } from './credentials.js';
+import { Deadline } from './deadline.js';
+import {
+  type ErrorInfo,
+  type LpOutcome,
+  type ProbeMode,
+  type ProbeReport,
+  type RekeyOutcome,
+  type TelescopingOutcome,
+  type Timings,
+  type TransportName,
+  errorInfo,
+  gatewayInfo,
+  reportPassed,
+  skipped,
+} from './report.js';
+import { type FetchedGateway, fetchGateway, httpBase, register, rekeyAndPing } from './steps.js';
+import { ObservedTransport, lpAddressFor, makeTransport, tcpConnectCheck } from './transport.js';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface RunOptions {
+  entry: string;
+  exit: string | null;
+  transport: TransportName;
+  mode: ProbeMode;
+  credentials: CredentialSource;
+  rekey: boolean;
+  /** Bound on the whole run (`--timeout`), or null: each step then has its own default. */
+  timeoutMs: number | null;
+  /** Local address for the LP sockets (`--source-address`), or null. */
+  sourceAddress: string | null;
+  /** Per-step defaults (the client library's): connect 10 s, handshake 15 s, request 30 s. */
+  connectTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
+
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t = performance.now();
+  const value = await f();
+  return { value, ms: round(performance.now() - t) };
+}
+
+async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: ErrorInfo }> {
+  try {
+    return { ok: true, value: await p };
+  } catch (e) {
+    return { ok: false, error: errorInfo(e) };
+  }
+}
+
+export async function runProbe(o: RunOptions): Promise<ProbeReport> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const deadline = Deadline.after(o.timeoutMs);
+  const connectMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const handshakeMs = o.handshakeTimeoutMs ?? DEFAULT_TIMEOUTS.handshakeMs;
+  const requestMs = o.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestMs;
+  const entryUrl = httpBase(o.entry);
+  const exitUrl = o.exit === null ? null : httpBase(o.exit);
+
+  const timings: Timings = { descriptor: null, connect: null, handshake: null, register: null, telescoped_handshake: null, telescoped_register: null, rekey: null, telescoped_rekey: null, total: 0 };
+  const lp: LpOutcome = { can_connect: false, can_handshake: false, can_register: false, error: null, registration: null };
+  const telescoping: TelescopingOutcome | null = exitUrl === null ? null : { can_handshake: false, can_register: false, error: null, registration: null };
+  const rekey: RekeyOutcome | null = o.rekey ? { can_rekey: false, old_index: null, new_index: null, error: null } : null;
+  const telescopingRekey: RekeyOutcome | null = o.rekey && exitUrl !== null ? { can_rekey: false, old_index: null, new_index: null, error: null } : null;
+
+  let entry: FetchedGateway | null = null;
+  let exit: FetchedGateway | null = null;
+  const open: LpConnection[] = [];
+  const closeAll = (): void => {
+    for (const c of open.splice(0)) c.close();
+  };
+
+  const finish = (): ProbeReport => {
+    closeAll();
+    // Every check not reached (because an earlier one failed) says so.
+    if (telescoping && !telescoping.can_handshake && telescoping.error === null) telescoping.error = skipped('the entry session could not be established');
+    if (rekey && !rekey.can_rekey && rekey.error === null) rekey.error = skipped('no session with the entry');
+    if (telescopingRekey && !telescopingRekey.can_rekey && telescopingRekey.error === null) telescopingRekey.error = skipped('no telescoped session with the exit');
+    timings.total = round(performance.now() - started);
+    const report: ProbeReport = {
+      entry: gatewayInfo(entryUrl, entry?.descriptor ?? null),
+      exit: exitUrl === null ? null : gatewayInfo(exitUrl, exit?.descriptor ?? null),
+      outcome: { lp, telescoping, rekey, telescoping_rekey: telescopingRekey },
+      timings_ms: timings,
+      transport: o.transport,
+      mode: o.mode,
+      credential: o.credentials.kind,
+      source_address: o.sourceAddress,
+      passed: false,
+      version,
+      started_at: startedAt,
+    };
+    report.passed = reportPassed(report);
+    return report;
+  };
+
+  // 1. descriptors (both at once)
+  const d0 = performance.now();
+  const fetchOne = async (url: string): Promise<FetchedGateway> => deadline.race(fetchGateway(url, deadline.clamp(connectMs)));
+  const [entryRes, exitRes] = await Promise.all([settle(fetchOne(entryUrl)), exitUrl === null ? Promise.resolve(null) : settle(fetchOne(exitUrl))]);
+  timings.descriptor = round(performance.now() - d0);
+  if (exitRes && telescoping) {
+    if (exitRes.ok) exit = exitRes.value;
+    else telescoping.error = exitRes.error;
+  }
+  if (!entryRes.ok) {
+    lp.error = entryRes.error;
+    return finish();
+  }
+  entry = entryRes.value;
+
+  // 2. transport reachability
+  let address: string;
+  try {
+    address = lpAddressFor(entry.descriptor, o.transport);
+    if (o.transport !== 'udp') {
+      timings.connect = round(await deadline.race(tcpConnectCheck(address, deadline.clamp(connectMs), o.sourceAddress)));
+      lp.can_connect = true;
+    }
+  } catch (e) {
+    lp.error = errorInfo(e);
+    return finish();
+  }
+
+  // 3. handshake with the entry
+  const transport = new ObservedTransport(makeTransport(o.transport, address, Math.max(1, Math.floor(Math.min(connectMs, deadline.remainingMs()))), o.sourceAddress));
+  let conn: LpConnection;
+  try {
+    const r = await timed(() =>
+      deadline.race(LpConnection.connect({ transport, gateway: entry.pin, timeouts: { handshakeMs: deadline.clamp(handshakeMs), requestMs: deadline.clamp(requestMs) } }), () => transport.close()),
+    );
+    conn = r.value;
+    open.push(conn);
+    timings.handshake = r.ms;
+    lp.can_handshake = true;
+    lp.can_connect = true;
+  } catch (e) {
+    transport.close();
+    if (o.transport === 'udp') lp.can_connect = transport.replies > 0;
+    lp.error = errorInfo(e);
+    return finish();
+  }
+
+  // 4. registration with the entry
+  const directRole: GatewayRole = exitUrl !== null || entry.descriptor.roles.includes('entry') ? 'entry' : 'exit';
+  try {
+    const r = await timed(() => deadline.race(register(conn, o.mode, o.credentials, ticketTypeFor(o.mode, directRole), deadline.clamp(requestMs)), closeAll));
+    timings.register = r.ms;
+    lp.registration = r.value;
+    lp.can_register = true;
+  } catch (e) {
+    lp.error = errorInfo(e);
+  }
+
+  // 5. telescoping: nested session through the entry, registration with the exit
+  let nested: LpConnection | null = null;
+  if (telescoping && exit) {
+    const target = exit;
+    try {
+      const fwd = new ForwardTransport(conn, target.pin.ed25519Public, target.descriptor.lp.tcp);
+      const r = await timed(() =>
+        deadline.race(LpConnection.connect({ transport: fwd, gateway: target.pin, timeouts: { handshakeMs: deadline.clamp(handshakeMs), requestMs: deadline.clamp(requestMs) } }), closeAll),
+      );
+      nested = r.value;
+      open.push(nested);
+      timings.telescoped_handshake = r.ms;
+      telescoping.can_handshake = true;
+    } catch (e) {
+      telescoping.error = errorInfo(e);
+    }
+    if (nested) {
+      const n = nested;
+      try {
+        const r = await timed(() => deadline.race(register(n, o.mode, o.credentials, ticketTypeFor(o.mode, 'exit'), deadline.clamp(requestMs)), closeAll));
+        timings.telescoped_register = r.ms;
+        telescoping.registration = r.value;
+        telescoping.can_register = true;
+      } catch (e) {
+        telescoping.error = errorInfo(e);
+      }
+    }
+  }
+
+  // 6. rekey: the direct session first, then the nested one (inside the new entry session)
+  if (rekey) {
+    try {
+      const r = await timed(() => deadline.race(rekeyAndPing(conn), closeAll));
+      timings.rekey = r.ms;
+      Object.assign(rekey, { can_rekey: true, old_index: r.value.oldIndex, new_index: r.value.newIndex });
+    } catch (e) {
+      rekey.error = errorInfo(e);
+    }
+    if (telescopingRekey && nested) {
+      const n = nested;
+      if (!rekey.can_rekey) telescopingRekey.error = skipped('the entry session failed to rekey');
+      else {
+        try {
+          const r = await timed(() => deadline.race(rekeyAndPing(n), closeAll));
+          timings.telescoped_rekey = r.ms;
+          Object.assign(telescopingRekey, { can_rekey: true, old_index: r.value.oldIndex, new_index: r.value.newIndex });
+        } catch (e) {
+          telescopingRekey.error = errorInfo(e);
+        }
+      }
+    }
+  }
+  return finish();
+}

@@ -1,0 +1,104 @@
+/** `gateway-probe run`: one pass of checks, one JSON report on stdout (logic in probe/run.ts). */
+import { parseArgs } from 'node:util';
+import { runProbe } from '../../../probe/run.js';
+import { runSummary } from '../../../probe/summary.js';
+import type { Command } from '../command.js';
+import { COMMON_OPTIONS, commonOptions, printJson, secondsOption } from './probe-common.js';
+
+export const probeRunCommand: Command = {
+  path: ['run'],
+  summary: 'check a gateway (or an entry→exit pair) once and print a JSON report',
+  help: `Usage: gateway-probe run --entry URL [--exit URL] [options]
+
+Checks an LP gateway end to end and prints one JSON report on stdout; a short
+summary goes to stderr. Exit status: 0 when every requested check passed, 1 when
+a check failed, 2 for a usage error.
+
+Checks, in order (a check whose prerequisite failed is reported false with the
+code LPC_ERR_SKIPPED):
+  descriptor   GET <URL>/v1/gateway, verify its Ed25519 signature, pin the
+               identity key and the ML-KEM-768 key hash (entry and exit at once)
+  connect      the LP address is reachable (TCP: a connection opens; UDP: a
+               reply arrives during the handshake)
+  handshake    ClientHello, KKT (the KEM key must match the pinned hash),
+               Noise XKpsk3, sealed Ack, with the entry
+  register     registration with the entry: ticket type wireguard-entry (dvpn)
+               or mixnet-entry (mixnet); *-exit when a lone gateway has only the
+               exit role
+  --exit       a nested session with the exit through the entry (telescoping)
+               and a registration with the exit (wireguard-exit / mixnet-exit)
+  --rekey      rekey of the entry session, then of the nested one, each
+               confirmed by a ping in the new session
+
+Options:
+  --entry URL           HTTP API of the entry gateway (required), e.g.
+                        http://127.0.0.1:8080; HOST:PORT means http://HOST:PORT
+  --exit URL            HTTP API of an exit gateway to reach through the entry;
+                        the entry must have it in its directory (--peer)
+  --transport T         tcp | tcp-stream | udp (default tcp). tcp: a connection
+                        per packet (upstream behaviour); tcp-stream: one reused
+                        connection; udp: one datagram per packet to the
+                        descriptor's LP UDP address. Telescoped packets travel
+                        inside the entry session whatever the transport.
+  --mode M              dvpn | mixnet (default dvpn): register a fresh WireGuard
+                        public key, or a fresh mixnet client id
+  --mock-ecash          send a mock credential, accepted by gateways that run the
+                        'mock' verifier (also the default without --ticket)
+  --ticket FILE         credentials from a ticket file ('lp-gateway tickets issue',
+                        one base64 ticket per line): each registration uses the
+                        first ticket of its type (none → LPC_ERR_NO_MATCHING_TICKET).
+                        The file is not changed: a single-use ticket is spent by
+                        the first run that registers with it.
+  --rekey               also rekey the session(s): outcome.rekey and
+                        outcome.telescoping_rekey
+  --timeout S           bound the whole run to S seconds (default: no overall
+                        bound; each step has its own: descriptor and connect 10 s,
+                        handshake 15 s, each registration/rekey exchange 30 s)
+  --compact             print the report on one line (default: indented JSON)
+  -q, --quiet           no summary on stderr
+  -h, --help            show this help
+
+Advanced:
+  --source-address IP   bind the probe's LP sockets (TCP and UDP) to this local
+                        address, e.g. 127.0.0.3 to tell its traffic apart from a
+                        gateway's on loopback (the descriptor fetch is unaffected)
+
+Report: { "entry": {identity, lp_tcp, lp_udp, http, software_version, roles,
+          kem_key_hash}, "exit": {...} | null,
+          "outcome": { "lp": {can_connect, can_handshake, can_register, error,
+                              registration},
+                       "telescoping": {can_handshake, can_register, error,
+                                       registration} | null,
+                       "rekey": {can_rekey, old_index, new_index, error} | null,
+                       "telescoping_rekey": {...same...} | null },
+          "timings_ms": {descriptor, connect, handshake, register,
+                         telescoped_handshake, telescoped_register, rekey,
+                         telescoped_rekey, total},
+          "transport", "mode", "credential", "source_address", "passed",
+          "version", "started_at" }
+  error is null or {code, message}: LPC_ERR_* from the client (e.g.
+  LPC_ERR_DESCRIPTOR_UNREACHABLE), LP_ERR_* from the protocol (e.g.
+  LP_ERR_KKT_KEY_HASH_MISMATCH) or the gateway's LPGW_ERR_* reply (e.g.
+  LPGW_ERR_FORWARD_TARGET_UNKNOWN, LPGW_ERR_TICKET_SPENT). Timings are ms, null
+  for steps not run (connect is null for udp).
+
+Examples:
+  gateway-probe run --entry http://127.0.0.1:8080
+  gateway-probe run --entry http://10.0.0.1:8080 --exit http://10.0.0.2:8080 \\
+                    --ticket tickets.txt --rekey --transport udp --timeout 20
+`,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, rekey: { type: 'boolean', default: false }, timeout: { type: 'string' }, quiet: { type: 'boolean', short: 'q', default: false } },
+      strict: true,
+      allowPositionals: false,
+    });
+    const common = commonOptions(values, false);
+    const timeoutMs = values.timeout === undefined ? null : secondsOption('--timeout', values.timeout, 86_400);
+    const report = await runProbe({ ...common, rekey: values.rekey, timeoutMs });
+    printJson(report, values.compact);
+    if (!values.quiet) process.stderr.write(runSummary(report, common.credentialNote));
+    return report.passed ? 0 : 1;
+  },
+};
