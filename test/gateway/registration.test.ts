@@ -52,7 +52,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let dirCounter = 0;
 const newDir = (): string => join(root, `d${dirCounter++}`);
 const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
-const psk = (n: number): Uint8Array => wireguardPsk(prims, new Uint8Array(32).fill(0xee), key(n));
+// A plain Uint8Array copy: the store returns Uint8Arrays, the BLAKE3 backend Buffers.
+const psk = (n: number): Uint8Array => new Uint8Array(wireguardPsk(prims, new Uint8Array(32).fill(0xee), key(n)));
 const ip = (s: string): Uint8Array => parseIp(s)?.bytes ?? assert.fail(`bad ip ${s}`);
 
 const issuer: IssuerKey = issuerKeyFromSeed(new Uint8Array(32).fill(0x11), prims);

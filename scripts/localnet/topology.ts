@@ -1,0 +1,152 @@
+/**
+ * The localnet topology: the single source of truth for names, addresses, ports, environment and gateway
+ * flags. The namespace localnet (scripts/localnet/localnet.ts) is built from it, and
+ * test/localnet/topology.test.ts checks that docker/compose.yaml and docker/topology.json describe the same
+ * thing. Pure data and pure functions only: importing this module runs nothing.
+ *
+ *   probe 10.77.0.4 ──┐
+ *   entry 10.77.0.2 ──┤ bridge lpgw-ln-br (in namespace lpgw-ln-hub; Docker: the compose network's bridge)
+ *   exit  10.77.0.3 ──┘
+ *
+ * The probe talks LP to the entry only; the entry forwards (telescoping) to the exit over LP TCP. The exit
+ * therefore only ever sees LP traffic from the entry's address.
+ */
+
+/** Every kernel object the namespace localnet creates is named with this prefix (≤ 15 chars in total). */
+export const PREFIX = 'lpgw-ln-';
+
+export const SUBNET4 = '10.77.0.0/24';
+export const SUBNET6 = 'fd77::/64';
+/** Docker gives the subnet's first address to its bridge; the namespace localnet leaves the bridge unaddressed. */
+export const GATEWAY4 = '10.77.0.1';
+export const GATEWAY6 = 'fd77::1';
+export const PREFIX_LEN4 = 24;
+export const PREFIX_LEN6 = 64;
+
+export const PORTS = { lpTcp: 41264, lpUdp: 51264, http: 8080 } as const;
+
+/** Listeners bind every address inside their namespace/container; the descriptor announces `ipv4`. */
+export const BIND = {
+  lpTcp: `0.0.0.0:${PORTS.lpTcp}`,
+  lpUdp: `0.0.0.0:${PORTS.lpUdp}`,
+  http: `0.0.0.0:${PORTS.http}`,
+} as const;
+
+export type NodeName = 'entry' | 'exit' | 'probe';
+export type GatewayName = 'entry' | 'exit';
+
+export interface LocalnetNode {
+  name: NodeName;
+  /** Network namespace of the namespace localnet (also the node's "host" name). */
+  netns: string;
+  /** The veth end inside the node (Docker names a container's interface eth0 too). */
+  iface: string;
+  /** The veth end attached to the bridge, inside the hub namespace. */
+  hubIface: string;
+  ipv4: string;
+  ipv6: string;
+}
+
+export const NODE_NAMES: readonly NodeName[] = ['entry', 'exit', 'probe'];
+/** Start order: the exit first, so the entry's directory finds it at its first load. */
+export const GATEWAY_NAMES: readonly GatewayName[] = ['exit', 'entry'];
+
+function node(name: NodeName, host: number): LocalnetNode {
+  return { name, netns: `${PREFIX}${name}`, iface: 'eth0', hubIface: `${PREFIX}${name}`, ipv4: `10.77.0.${host}`, ipv6: `fd77::${host}` };
+}
+
+export const NODES: Readonly<Record<NodeName, LocalnetNode>> = {
+  entry: node('entry', 2),
+  exit: node('exit', 3),
+  probe: node('probe', 4),
+};
+
+/** The namespace that holds the bridge, so that no interface of the localnet lives in the host's namespace. */
+export const HUB = { netns: `${PREFIX}hub`, bridge: `${PREFIX}br` } as const;
+
+/** Every namespace, in creation order. */
+export const ALL_NETNS: readonly string[] = [HUB.netns, ...NODE_NAMES.map((n) => NODES[n].netns)];
+
+/** Every interface name we create (for the ≤ 15 characters check and for leftover sweeps). */
+export const ALL_IFACES: readonly string[] = [HUB.bridge, ...NODE_NAMES.map((n) => NODES[n].hubIface)];
+
+/** `http://<ipv4>:8080`, the HTTP API (health, descriptor, collector) of a gateway. */
+export function httpUrl(name: GatewayName): string {
+  return `http://${NODES[name].ipv4}:${PORTS.http}`;
+}
+
+/**
+ * Environment of every gateway (the gateway rejects unknown LPGW_* variables, so only config keys and
+ * LPGW_CONFIG): no config file (the embedded defaults plus the flags below are the whole configuration), 1 s
+ * collector windows so a probe run is visible within seconds, and a short shutdown grace so `down` is quick.
+ */
+export const GATEWAY_ENV: Readonly<Record<string, string>> = {
+  LPGW_CONFIG: '/dev/null',
+  LPGW_COLLECTOR_WINDOW_SEC: '1',
+  LPGW_SHUTDOWN_GRACE_SEC: '2',
+  // The exit sees every client of the entry as one source: the entry is exempt from the per-source hello limit.
+  LPGW_LP_HELLO_RATE_EXEMPT: NODES.entry.ipv4,
+};
+
+/** Where a gateway keeps its state; differs between the namespace localnet and the containers. */
+export interface GatewayPaths {
+  dataDir: string;
+  /** The entry's topology file (lists the exit). */
+  topologyFile: string;
+}
+
+/** Paths of the namespace localnet, relative to the repository root (the gateways' working directory). */
+export const LOCALNET_DIR = '.localnet';
+export function localnetPaths(name: GatewayName): GatewayPaths {
+  return { dataDir: `${LOCALNET_DIR}/${name}/data`, topologyFile: `${LOCALNET_DIR}/topology.json` };
+}
+
+/** Paths inside the containers (docker/compose.yaml). */
+export const DOCKER_PATHS: GatewayPaths = { dataDir: '/var/lib/lp-gateway', topologyFile: '/etc/lp-gateway/topology.json' };
+
+/** Compose names (checked against docker/compose.yaml). */
+export const DOCKER = {
+  project: 'lpgw-localnet',
+  network: 'localnet',
+  /** The Linux bridge Docker creates for the network: the same name as the namespace localnet's bridge. */
+  bridge: HUB.bridge,
+  volumes: { entry: 'entry-data', exit: 'exit-data' } as Readonly<Record<GatewayName, string>>,
+} as const;
+
+/** Arguments of `lp-gateway` (after the program) for one gateway. */
+export function gatewayArgs(name: GatewayName, paths: GatewayPaths): string[] {
+  const n = NODES[name];
+  return [
+    'run',
+    '--mode',
+    name,
+    '--mock-ecash',
+    '--data-dir',
+    paths.dataDir,
+    '--lp-tcp',
+    BIND.lpTcp,
+    '--lp-udp',
+    BIND.lpUdp,
+    '--http',
+    BIND.http,
+    '--announce-host',
+    n.ipv4,
+    '--collector',
+    '--collector-iface',
+    n.iface,
+    ...(name === 'entry' ? ['--topology', paths.topologyFile] : []),
+  ];
+}
+
+/** The entry's topology file: the exit is the only gateway it may forward to. */
+export function topologyDocument(): { gateways: { url: string }[] } {
+  return { gateways: [{ url: httpUrl('exit') }] };
+}
+
+export type ProbeTransport = 'tcp' | 'udp';
+export const PROBE_TRANSPORTS: readonly ProbeTransport[] = ['tcp', 'udp'];
+
+/** Arguments of `gateway-probe` (after the program) for one telescoped run. */
+export function probeArgs(transport: ProbeTransport): string[] {
+  return ['run', '--entry', httpUrl('entry'), '--exit', httpUrl('exit'), '--mock-ecash', '--rekey', '--transport', transport];
+}
