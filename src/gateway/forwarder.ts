@@ -71,7 +71,9 @@ export class Forwarder {
     private readonly logger: Logger,
     /** Per-client limit on forwarded ClientHellos (the same policy the gateway applies to its own). */
     private readonly helloLimiter: TokenBucketLimiter | null = null,
-  ) {}
+  ) {
+    metrics.backoffState = () => this.backoffSnapshot();
+  }
 
   private refuse(result: string, code: string, message: string, retryAfterMs: number | null = null): AppMessage {
     this.metrics.forwards.inc({ result });
@@ -153,18 +155,24 @@ export class Forwarder {
     this.backoff.set(key, { failures: busies, until: prev?.until ?? 0, helloUntil: nowMs + delay });
   }
 
-  private updateBackoffGauges(): void {
-    const now = Date.now();
+  /** Exits in backoff now and the longest remaining backoff (also read live at every metrics scrape). */
+  backoffSnapshot(now = Date.now()): { exits: number; longestMs: number } {
     let exits = 0;
-    let longest = 0;
+    let longestMs = 0;
     for (const b of this.backoff.values()) {
-      if (Math.max(b.until, b.helloUntil) > now) {
+      const until = Math.max(b.until, b.helloUntil);
+      if (until > now) {
         exits++;
-        longest = Math.max(longest, Math.max(b.until, b.helloUntil) - now);
+        longestMs = Math.max(longestMs, until - now);
       }
     }
+    return { exits, longestMs };
+  }
+
+  private updateBackoffGauges(): void {
+    const { exits, longestMs } = this.backoffSnapshot();
     this.metrics.forwardBackoffExits.set(exits);
-    this.metrics.forwardBackoffSeconds.set(longest / 1000);
+    this.metrics.forwardBackoffSeconds.set(longestMs / 1000);
   }
 
   get inFlightCount(): number {

@@ -33,8 +33,29 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   readonly forwardsInFlight = new Gauge({ name: 'lp_forwards_in_flight', help: 'Forwards currently waiting on an exit', registers: [this.registry] });
-  readonly forwardBackoffExits = new Gauge({ name: 'lp_forward_backoff_exits', help: 'Exits currently in backoff after failures', registers: [this.registry] });
-  readonly forwardBackoffSeconds = new Gauge({ name: 'lp_forward_backoff_seconds', help: 'Longest remaining backoff across exits', registers: [this.registry] });
+  /**
+   * Live backoff state (set by the forwarder), read at every scrape: backoffs expire with time, not with
+   * the next forward, so gauges set only when a forward finishes would report an expired backoff forever.
+   */
+  backoffState: (() => { exits: number; longestMs: number }) | null = null;
+  readonly forwardBackoffExits: Gauge = new Gauge({
+    name: 'lp_forward_backoff_exits',
+    help: 'Exits currently in backoff after failures',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.backoffState?.();
+      if (s) this.forwardBackoffExits.set(s.exits);
+    },
+  });
+  readonly forwardBackoffSeconds: Gauge = new Gauge({
+    name: 'lp_forward_backoff_seconds',
+    help: 'Longest remaining backoff across exits',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.backoffState?.();
+      if (s) this.forwardBackoffSeconds.set(s.longestMs / 1000);
+    },
+  });
   readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket', registers: [this.registry] });
 
   constructor(opts: { processMetrics?: boolean } = {}) {

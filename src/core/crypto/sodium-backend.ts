@@ -14,9 +14,9 @@ import type { KeyPair, Primitives } from './primitives.js';
 
 export const sodiumPrimitives: Primitives = {
   randomBytes(n) {
-    const out = Buffer.allocUnsafe(n);
-    randomFillSync(out);
-    return out;
+    // Its own buffer: Buffer.allocUnsafe would hand out a view into Node's shared 8 KiB pool, which a
+    // long-lived key would then keep alive (and callers reading `.buffer` would see other data).
+    return randomFillSync(new Uint8Array(n));
   },
 
   x25519FromSecret(secret) {

@@ -114,8 +114,13 @@ export class ResponderHandshake {
     switch (this.stageValue) {
       case ResponderStage.AwaitKkt:
         return this.remember(bytes, this.onKktRequest(this.expectClear(bytes, MessageType.KKTRequest)));
-      case ResponderStage.AwaitMsg1:
+      case ResponderStage.AwaitMsg1: {
+        const p = parseClear(bytes);
+        // A client may repeat its (signed) KKTRequest until message 1, e.g. padded after its first UDP
+        // request drew no reply: the latest one answered is the one the PSK transcript uses.
+        if (p.type === MessageType.KKTRequest) return this.remember(bytes, this.onKktRequest(p));
         return this.remember(bytes, this.onMsg1(this.expectClear(bytes, MessageType.Handshake)));
+      }
       case ResponderStage.AwaitMsg3:
         return this.onMsg3(bytes, h);
       default:

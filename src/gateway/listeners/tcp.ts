@@ -81,11 +81,21 @@ export class TcpListener {
       socket.destroy();
     };
     // Exactly one timer runs: read (a frame has started), idle (nothing pending), or none (request in flight).
+    // The read timer is a deadline for the whole frame: more bytes of the same frame do not re-arm it, or a
+    // peer trickling one byte per (readTimeoutMs - ε) would hold the connection open forever (slowloris).
     const armTimers = (): void => {
+      if (busy || queue.length) {
+        clearTimers();
+        return;
+      }
+      if (decoder.midFrame) {
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = null;
+        readTimer ??= setTimeout(() => kill('read_timeout'), this.opts.readTimeoutMs);
+        return;
+      }
       clearTimers();
-      if (busy || queue.length) return;
-      if (decoder.midFrame) readTimer = setTimeout(() => kill('read_timeout'), this.opts.readTimeoutMs);
-      else idleTimer = setTimeout(() => kill('idle_timeout'), this.opts.idleTimeoutMs);
+      idleTimer = setTimeout(() => kill('idle_timeout'), this.opts.idleTimeoutMs);
     };
 
     const pump = async (): Promise<void> => {
