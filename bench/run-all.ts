@@ -18,6 +18,9 @@ import { LpConnection, TcpStreamTransport, ForwardTransport, fetchDescriptor } f
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector runs a subset (writes a partial report). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
+const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
 const isRoot = process.getuid?.() === 0;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -100,6 +103,7 @@ async function main(): Promise<void> {
   };
 
   // ---- 1. protocol core, single core ------------------------------------------------------------------
+  if (want('core')) {
   log('core: handshakes, AEAD, replay');
   benchHandshakes(50);
   const hs = benchHandshakes(QUICK ? 200 : 800);
@@ -121,7 +125,9 @@ async function main(): Promise<void> {
 Server CPU is measured by replaying recorded client packets into a gateway handshake state machine
 (\`process.cpuUsage\` around the gateway's work only).`);
 
+  }
   // ---- 2. ML-KEM backends -------------------------------------------------------------------------------
+  if (want('mlkem')) {
   log('ML-KEM backends');
   const seed = new Uint8Array(64).map((_, i) => i);
   const kp = ml_kem768.keygen(seed);
@@ -163,7 +169,9 @@ ${oqsRow}
 ML-KEM decapsulation is the largest single cost of a gateway handshake; it is what keeps the server CPU
 per handshake above the 700 µs target with the audited backend.`);
 
+  }
   // ---- 3. gateway handshakes, 1 vs 2 shards ----------------------------------------------------------------
+  if (want('handshakes')) {
   const rows: string[] = [];
   const perShards = new Map<string, number>();
   for (const shards of [1, 2]) {
@@ -192,7 +200,9 @@ per handshake. With the client taking over half of the machine, two gateway shar
 "handshakes/s per gateway core" = 10⁶ / gateway CPU per handshake, the capacity a dedicated core would have
 (TCP includes one connection per packet, as upstream clients do).`);
 
+  }
   // ---- 4. EncryptedData round trips ---------------------------------------------------------------------
+  if (want('roundtrips')) {
   const rtRows: string[] = [];
   for (const transport of ['udp', 'tcp-stream']) {
     log(`EncryptedData round trips: ${transport}`);
@@ -214,7 +224,9 @@ Target ≥ 50,000 round trips/s per core over UDP. Gateway CPU per round trip in
 socket syscalls, outer AEAD open+seal, Noise open+seal and the bincode codec; the client runs in a separate
 process on the same two cores (its share limits the measured rate, not the per-core figure).`);
 
+  }
   // ---- 5. telescoped registration latency -----------------------------------------------------------------
+  if (want('telescoped')) {
   log('telescoped registration latency (loopback)');
   const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: LOAD_ENV });
   const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], { env: LOAD_ENV });
@@ -247,7 +259,9 @@ entry, the entry opening one connection per forwarded packet to the exit. ${lat.
 
 On the namespace localnet: \`npm run localnet:probe\` reports per-step timings for the same flow.`);
 
+  }
   // ---- 6. memory per session -----------------------------------------------------------------------------
+  if (want('memory')) {
   log('heap per established session');
   const heapOut = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-heap.bench.ts'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, BENCH_SESSIONS: '100000' } });
   const perSession = Number(/session: (-?\d+) bytes/.exec(heapOut)?.[1] ?? NaN);
@@ -260,11 +274,14 @@ On the namespace localnet: \`npm run localnet:probe\` reports per-step timings f
 A session keeps its seven 32-byte secrets in one allocation, a 1,024-counter replay bitmap and its last reply
 (for idempotent retransmission); the lru-cache entry is included.`);
 
+  }
   // ---- 7. collector overhead -----------------------------------------------------------------------------
+  if (want('collector')) {
   if (isRoot) {
     log('collector overhead (alternating with / without)');
     const res = { with: [] as number[], without: [] as number[], withM: [] as number[], withoutM: [] as number[] };
-    for (let round = 0; round < (QUICK ? 1 : 3); round++) {
+    const ROUNDS = Number(process.env.BENCH_COLLECTOR_ROUNDS ?? (QUICK ? 1 : 4));
+    for (let round = 0; round < ROUNDS; round++) {
       for (const on of [false, true]) {
         const gw = await startGatewayProcess(['--mock-ecash', ...(on ? ['--collector'] : [])], { env: LOAD_ENV });
         await handshakeLoad(gw, 'udp', 1);
@@ -285,11 +302,15 @@ A session keeps its seven 32-byte secrets in one allocation, a 1,024-counter rep
 | with collector | ${fmt(mean(res.with))} | ${fmt(mean(res.withM))} µs |
 | ratio | ${ratio.toFixed(3)} (target ≥ 0.99 → ${ratio >= 0.99 ? 'met' : '**missed**'}) | ${cpuRatio.toFixed(3)} (overhead ${pct(cpuRatio - 1)}; target ≤ 1 %) |
 
+Per round (without / with): handshakes/s ${res.without.map((v, i) => `${fmt(v)} / ${fmt(res.with[i] ?? 0)}`).join(', ')}; machine CPU per
+handshake ${res.withoutM.map((v, i) => `${fmt(v)} / ${fmt(res.withM[i] ?? 0)} µs`).join(', ')}.
+
 The BPF program costs ~0.1–0.3 µs per packet (docs/COLLECTOR.md); a handshake is about ten packets against
 ~1 ms of CPU, so its share is far below the run-to-run noise of these machines; the ratio carries that noise.
 \`node --import tsx bench/collector.bench.ts\` measures the collector's memory with 65,536 flows.`);
   } else add('## Collector overhead\n\nNot measured: needs root (BPF).');
 
+  }
   // ---- write -----------------------------------------------------------------------------------------------
   const cpus = os.cpus();
   const header = `# Benchmarks

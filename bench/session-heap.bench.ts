@@ -50,4 +50,5 @@ for (let i = 1; i <= N; i++) {
 }
 const after = heap();
 const per = (after - before) / N;
-process.stdout.write(`sessions: ${N.toLocaleString('en-US')}\nheap + external per established session: ${per.toFixed(0)} bytes (target ≤ 2048) → ${per <= 2048 ? 'met' : 'MISSED'}\n`);
+// Using the table after the measurement keeps it alive through heap()'s GCs (V8 would collect it otherwise).
+process.stdout.write(`sessions: ${tables.sessions.size.toLocaleString('en-US')}\nheap + external per established session: ${per.toFixed(0)} bytes (target ≤ 2048) → ${per <= 2048 ? 'met' : 'MISSED'}\n`);
