@@ -62,6 +62,11 @@ export class GatewayMetrics {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lp_' });
   }
 
+  /** Per-transport packet and byte counters, resolved once for the per-packet path. */
+  transportCounters(transport: Transport): { packetsIn: Counter.Internal; bytesIn: Counter.Internal; packetsOut: Counter.Internal; bytesOut: Counter.Internal } {
+    return { packetsIn: this.packetsIn.labels(transport), bytesIn: this.bytesIn.labels(transport), packetsOut: this.packetsOut.labels(transport), bytesOut: this.bytesOut.labels(transport) };
+  }
+
   error(code: string): void {
     this.errors.inc({ code });
   }

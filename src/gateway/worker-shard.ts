@@ -3,24 +3,16 @@
  * worker's application messages come back to be served here, its counters arrive with each sweep.
  */
 import { Worker } from 'node:worker_threads';
-import { decodeAppMessage, encodeAppMessage, type GatewayKeys } from '../core/index.js';
-import type { Logger } from '../log.js';
-import type { AppHandler, PacketSource, Shard, ShardResult } from './shard.js';
-import type { ShardMetrics } from './shard-metrics.js';
+import { decodeAppMessage, encodeAppMessage } from '../core/index.js';
+import type { PacketSource, Shard, ShardOptions, ShardResult } from './shard.js';
 import type { FromWorker, ShardWorkerData, ToWorker } from './shard-protocol.js';
-import type { TableLimits } from './tables.js';
 
-export interface WorkerShardOptions {
+/** The in-thread shard's options, less the crypto suite (a worker uses the default one). */
+export type WorkerShardOptions = Omit<ShardOptions, 'suite' | 'shardId' | 'shardCount'> & {
   shardId: number;
   shardCount: number;
-  keys: GatewayKeys;
-  limits: TableLimits;
-  timestampToleranceSec: number;
-  app: AppHandler;
-  metrics: ShardMetrics;
-  logger: Logger;
   logLevel: string;
-}
+};
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
 

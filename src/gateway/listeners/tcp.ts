@@ -37,10 +37,7 @@ export class TcpListener {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
-    this.packetsIn = metrics.packetsIn.labels('tcp');
-    this.bytesIn = metrics.bytesIn.labels('tcp');
-    this.packetsOut = metrics.packetsOut.labels('tcp');
-    this.bytesOut = metrics.bytesOut.labels('tcp');
+    ({ packetsIn: this.packetsIn, bytesIn: this.bytesIn, packetsOut: this.packetsOut, bytesOut: this.bytesOut } = metrics.transportCounters('tcp'));
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onConnection(s));
     this.server.maxConnections = opts.maxConnections;
     this.server.on('drop', () => this.metrics.connectionsRejected.inc({ reason: 'max_connections' }));

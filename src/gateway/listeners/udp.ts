@@ -32,10 +32,7 @@ export class UdpListener {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
-    this.packetsIn = metrics.packetsIn.labels('udp');
-    this.bytesIn = metrics.bytesIn.labels('udp');
-    this.packetsOut = metrics.packetsOut.labels('udp');
-    this.bytesOut = metrics.bytesOut.labels('udp');
+    ({ packetsIn: this.packetsIn, bytesIn: this.bytesIn, packetsOut: this.packetsOut, bytesOut: this.bytesOut } = metrics.transportCounters('udp'));
     this.socket = dgram.createSocket({ type: net.isIPv6(opts.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', (e) => this.logger.error({ err: e }, 'UDP socket error'));
