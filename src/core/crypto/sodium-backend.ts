@@ -12,6 +12,11 @@ import { LpErrorCode, fail } from '../errors.js';
 import { isAllZero } from '../bytes.js';
 import type { KeyPair, Primitives } from './primitives.js';
 
+/** Zero-copy Buffer view (the BLAKE3 binding's typings want Buffer). */
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 export const sodiumPrimitives: Primitives = {
   randomBytes(n) {
     // Its own buffer: Buffer.allocUnsafe would hand out a view into Node's shared 8 KiB pool, which a
@@ -110,15 +115,15 @@ export const sodiumPrimitives: Primitives = {
   },
 
   blake3(data) {
-    return napiBlake3(data);
+    return napiBlake3(asBuffer(data));
   },
 
   blake3Keyed(key, data) {
-    return Blake3Hasher.newKeyed(Buffer.from(key.buffer, key.byteOffset, key.byteLength)).update(data).digestBuffer();
+    return Blake3Hasher.newKeyed(asBuffer(key)).update(asBuffer(data)).digestBuffer();
   },
 
   blake3DeriveKey(context, keyMaterial) {
-    return Blake3Hasher.deriveKey(context, keyMaterial);
+    return Blake3Hasher.deriveKey(context, asBuffer(keyMaterial));
   },
 
   zeroize(b) {
