@@ -9,6 +9,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { FrameDecoder, encodeFrame } from '../core/index.js';
+import { parseHostPort } from '../net/address.js';
 import { exchangeOnce } from '../net/tcp-exchange.js';
 import { ClientError } from './errors.js';
 
@@ -25,10 +26,13 @@ export interface SocketTransportOptions {
   localAddress?: string;
 }
 
+/** The project's HOST:PORT parser, with the client's error code. */
 export function splitHostPort(address: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  if (!m) throw new ClientError('LPC_ERR_BAD_ADDRESS', `not a HOST:PORT address: ${address}`);
-  return { host: m[1] as string, port: Number(m[2]) };
+  try {
+    return parseHostPort(address);
+  } catch (e) {
+    throw new ClientError('LPC_ERR_BAD_ADDRESS', (e as Error).message);
+  }
 }
 
 export class TcpPerPacketTransport implements Transport {

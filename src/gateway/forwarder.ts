@@ -12,6 +12,7 @@ function innerBusy(hello: Uint8Array, retryAfterMs: number): Uint8Array {
   return serializeClear({ receiverIndex: proposed, counter: 0, type: MessageType.Busy, content: encodeBusy(Math.ceil(retryAfterMs)) });
 }
 import type { Logger } from '../log.js';
+import { parseHostPort } from '../net/address.js';
 import { ExchangeError, exchangeOnce } from '../net/tcp-exchange.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
@@ -51,12 +52,6 @@ function isInnerHello(packet: Uint8Array): boolean {
   return packet.length >= 4 && packet[0] === 0 && packet[1] === 0 && packet[2] === 0 && packet[3] === 0;
 }
 
-/** Split `host:port` / `[v6]:port`. */
-function splitAddress(a: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(a) ?? /^([^:]+):(\d+)$/.exec(a);
-  if (!m) throw new Error(`bad address ${a}`);
-  return { host: m[1] as string, port: Number(m[2]) };
-}
 
 export class Forwarder {
   private inFlight = 0;
@@ -109,7 +104,7 @@ export class Forwarder {
     this.metrics.forwardsInFlight.set(this.inFlight);
     const end = this.metrics.forwardDuration.startTimer();
     try {
-      const { host, port } = splitAddress(key);
+      const { host, port } = parseHostPort(key);
       const reply = await exchangeOnce({ host, port, connectTimeoutMs: this.o.connectTimeoutMs, ioTimeoutMs: this.o.ioTimeoutMs, onConnect: () => this.connectionsOpened++ }, f.innerPacketBytes);
       this.onExitReply(key, reply, nowMs);
       this.metrics.forwards.inc({ result: 'ok' });
