@@ -4,7 +4,7 @@
  * connection is opened. Bounded: at most `maxConcurrent` forwards (then Busy), connect and I/O timeouts,
  * and per-exit exponential backoff whose cap yields to a longer Busy hint from the exit.
  */
-import { type AppMessage, type ForwardPacketData, MessageType, decodeBusy, encodeBusy, errorMessage, parseClear, parseHeader, serializeClear, LpError, toHex } from '../core/index.js';
+import { type AppMessage, type ForwardPacketData, MessageType, encodeBusy, errorMessage, parseHeader, peekBusy, serializeClear, toHex } from '../core/index.js';
 
 /** A cleartext Busy for the index an inner ClientHello proposes (offset 18), as the exit would send it. */
 function innerBusy(hello: Uint8Array, retryAfterMs: number): Uint8Array {
@@ -129,16 +129,8 @@ export class Forwarder {
    * cap); packets of established sessions still pass. Any other reply resets the failure backoff.
    */
   private onExitReply(key: string, reply: Uint8Array, nowMs: number): void {
-    let busyMs: number | null = null;
-    if (reply.length <= 38) {
-      try {
-        const p = parseClear(reply);
-        if (p.type === MessageType.Busy) busyMs = decodeBusy(p.content) ?? this.o.backoffBaseMs;
-      } catch (e) {
-        if (!(e instanceof LpError)) throw e;
-      }
-    }
-    if (busyMs === null) {
+    const hint = peekBusy(reply);
+    if (hint === undefined) {
       const b = this.backoff.get(key);
       if (b && b.helloUntil > nowMs) b.failures = 0;
       else this.backoff.delete(key);
@@ -146,7 +138,7 @@ export class Forwarder {
     }
     const prev = this.backoff.get(key);
     const busies = (prev?.failures ?? 0) + 1;
-    const delay = Math.max(Math.min(this.o.backoffBaseMs * 2 ** (busies - 1), this.o.backoffMaxMs), busyMs);
+    const delay = Math.max(Math.min(this.o.backoffBaseMs * 2 ** (busies - 1), this.o.backoffMaxMs), hint ?? this.o.backoffBaseMs);
     this.backoff.set(key, { failures: busies, until: prev?.until ?? 0, helloUntil: nowMs + delay });
   }
 

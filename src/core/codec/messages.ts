@@ -3,7 +3,7 @@
  */
 import { LpErrorCode, fail } from '../errors.js';
 import { type BincodeReader, type BincodeWriter, decodeAll, encode } from './bincode.js';
-import { MAX_CONTENT_LEN } from './packet.js';
+import { MAX_CONTENT_LEN, MIN_PACKET_LEN, MessageType, parseClear } from './packet.js';
 
 /** ClientHello content: exactly 100 bytes. */
 export interface ClientHello {
@@ -102,6 +102,20 @@ export function encodeBusy(retryAfterMs?: number): Uint8Array {
 export function decodeBusy(b: Uint8Array): number | null {
   if (b.length === 0) return null;
   return decodeAll(b, (r) => r.u32());
+}
+
+/**
+ * If `packet` is a well-formed cleartext Busy, its retry hint (null when it carries none); otherwise
+ * undefined. Never throws: callers use it to look at a reply before anything else.
+ */
+export function peekBusy(packet: Uint8Array): number | null | undefined {
+  if (packet.length > MIN_PACKET_LEN + 4) return undefined;
+  try {
+    const p = parseClear(packet);
+    return p.type === MessageType.Busy ? decodeBusy(p.content) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Length of the message-1 binder (DESIGN.md §4.3). */

@@ -8,7 +8,7 @@
 import { LpErrorCode, fail } from '../errors.js';
 import type { CryptoSuite } from '../crypto/index.js';
 import { type Packet, MessageType, openPacket, parseClear, parseHeader, sealPacket, serializeClear, messageTypeName } from '../codec/packet.js';
-import { decodeBusy, encodeClientHello, encodeHandshake1, makeSalt } from '../codec/messages.js';
+import { encodeClientHello, encodeHandshake1, makeSalt, peekBusy } from '../codec/messages.js';
 import { buildKktRequest, processKktResponse } from '../kkt/kkt.js';
 import { HandshakeState } from '../noise/index.js';
 import { Session } from '../session/session.js';
@@ -45,15 +45,6 @@ export type InitiatorOutput =
 export const KKT_UDP_PAD_TO = 7 + 1184 + 16 + 64;
 
 /** A gateway may answer any step with a cleartext Busy (optionally with a retry hint). */
-function peekBusy(bytes: Uint8Array): InitiatorOutput | null {
-  if (bytes.length > 38) return null;
-  try {
-    const p = parseClear(bytes);
-    return p.type === MessageType.Busy ? { kind: 'busy', retryAfterMs: decodeBusy(p.content) } : null;
-  } catch {
-    return null;
-  }
-}
 
 export class InitiatorHandshake {
   private stageValue: InitiatorStage = InitiatorStage.Idle;
@@ -119,7 +110,7 @@ export class InitiatorHandshake {
     const h = parseHeader(bytes);
     if (h.receiverIndex !== this.index && h.receiverIndex !== 0) fail(LpErrorCode.RECEIVER_INDEX_MISMATCH, `reply for index ${h.receiverIndex}, expected ${this.index}`);
     const busy = peekBusy(bytes);
-    if (busy) return busy;
+    if (busy !== undefined) return { kind: 'busy', retryAfterMs: busy };
     switch (this.stageValue) {
       case InitiatorStage.AwaitHelloReply: {
         const p = parseClear(bytes);

@@ -6,7 +6,7 @@
  * Unauthenticated input (failed replay check or outer AEAD) never changes state.
  */
 import { LpErrorCode, fail } from '../errors.js';
-import { compareBytes, equalBytes } from '../bytes.js';
+import { compareBytes } from '../bytes.js';
 import type { KeyPair, Primitives } from '../crypto/primitives.js';
 import { type Packet, type Header, MessageType, MAX_COUNTER, openPacket, parseHeader, sealPacket, messageTypeName } from '../codec/packet.js';
 import { type AppMessage, decodeAppMessage, encodeAppMessage } from '../codec/app.js';
@@ -372,11 +372,6 @@ export class Session {
     this.prims.zeroize(this.secret);
     if (this.sub && 'hs' in this.sub) this.sub.hs.destroy();
     this.sub = null;
-  }
-
-  /** True if `publicKey` is this session's peer (used by tests and the gateway's registry). */
-  isPeer(publicKey: Uint8Array): boolean {
-    return equalBytes(publicKey, this.remoteStatic);
   }
 }
 
