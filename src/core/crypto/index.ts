@@ -1,7 +1,8 @@
 /** The crypto suite a protocol endpoint runs with: primitives + KEM (both replaceable). */
 import type { Kem, Primitives } from './primitives.js';
 import { sodiumPrimitives } from './sodium-backend.js';
-import { mlKem768 } from './ml-kem.js';
+import { mlKem768Libsodium } from './ml-kem-libsodium.js';
+import { mlKem768Noble } from './ml-kem-noble.js';
 
 export type { Kem, KeyPair, Primitives } from './primitives.js';
 
@@ -10,8 +11,11 @@ export interface CryptoSuite {
   readonly kem: Kem;
 }
 
+/** The ML-KEM-768 backend endpoints run with (libsodium WebAssembly; noble is the reference it is tested against). */
+export const mlKem768: Kem = mlKem768Libsodium;
+
 export const defaultSuite: CryptoSuite = { prims: sodiumPrimitives, kem: mlKem768 };
-export { sodiumPrimitives, mlKem768 };
+export { sodiumPrimitives, mlKem768Libsodium, mlKem768Noble };
 
 /**
  * Primitives whose randomBytes come from a caller-supplied stream: used for known-answer vectors and
