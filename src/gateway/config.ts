@@ -36,6 +36,8 @@ export interface GatewayConfig {
      * from one address. Hosts of verified directory peers are exempt too.
      */
     helloRateExempt: string[];
+    /** ML-KEM-768 implementation: libsodium (WebAssembly, fast) or noble (pure JS, audited reference). */
+    kemBackend: string;
   };
   tables: {
     maxHandshakes: number;
@@ -46,7 +48,9 @@ export interface GatewayConfig {
     sessionIdleTtlSec: number;
     /** Demoted (read-only) session idle lifetime. */
     demotedIdleTtlSec: number;
-    /** Number of receiver-index shards (1 = in-thread). */
+    /**
+     * Receiver-index shards: 1 = in the I/O thread, N > 1 = N worker threads, 0 = auto (see resolveShardCount).
+     */
     shards: number;
   };
   http: {
@@ -114,6 +118,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     helloRatePerSec: 20,
     helloBurst: 5,
     helloRateExempt: [],
+    kemBackend: 'libsodium',
   },
   tables: {
     maxHandshakes: 100_000,
@@ -121,7 +126,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     handshakeTtlSec: 90,
     sessionIdleTtlSec: 86_400,
     demotedIdleTtlSec: 60,
-    shards: 1,
+    shards: 0,
   },
   http: { listen: '127.0.0.1:8080' },
   forward: { maxConcurrent: 1000, connectTimeoutMs: 5000, ioTimeoutMs: 10_000, backoffBaseMs: 250, backoffMaxMs: 30_000 },

@@ -3,6 +3,7 @@
  * Names follow Prometheus conventions: `lp_` prefix, `_total` counters, base units (bytes, seconds).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { threadCpuSeconds } from './thread-cpu.js';
 
 export type Transport = 'tcp' | 'udp';
 
@@ -54,6 +55,20 @@ export class GatewayMetrics {
     collect: () => {
       const s = this.backoffState?.();
       if (s) this.forwardBackoffSeconds.set(s.longestMs / 1000);
+    },
+  });
+  /** Kernel thread ids to account CPU for, by label (set by the node: the I/O thread and each shard worker). */
+  threads: ReadonlyMap<string, number> = new Map();
+  readonly threadCpu: Gauge = new Gauge({
+    name: 'lp_thread_cpu_seconds',
+    help: 'CPU seconds used so far by each gateway thread: io (listeners, dispatcher, and the shard when shards = 1) and shard-N workers (Linux)',
+    labelNames: ['thread'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [label, tid] of this.threads) {
+        const s = threadCpuSeconds(tid);
+        if (s !== null) this.threadCpu.labels(label).set(s);
+      }
     },
   });
   readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket', registers: [this.registry] });

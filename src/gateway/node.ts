@@ -3,10 +3,11 @@
  * shard(s) → dispatcher → TCP/UDP listeners → HTTP API. `startGateway` returns once every listener is
  * bound (port 0 resolved) and the signed descriptor is built from the real addresses.
  */
+import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type Collector, type WindowStream, registerCollectorRoutes, startCollector } from '../collector/index.js';
-import { defaultSuite, type CryptoSuite, fromHex, type SocketAddress } from '../core/index.js';
+import { suiteWithKem, type CryptoSuite, fromHex, type SocketAddress } from '../core/index.js';
 import type { Logger } from '../log.js';
 import { GatewayAppHandler } from './app-handler.js';
 import type { GatewayConfig } from './config.js';
@@ -26,9 +27,10 @@ import { RegistrationService } from './registration/service.js';
 import { RegistrationStore } from './registration/store.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
 import { NullPeerApplier, WgCliPeerApplier, type PeerApplier } from './registration/wireguard.js';
-import { LocalShard, type Shard } from './shard.js';
+import { LocalShard, resolveShardCount, type Shard } from './shard.js';
 import { prometheusShardMetrics } from './shard-metrics.js';
 import { WorkerShard } from './worker-shard.js';
+import { currentThreadId } from './thread-cpu.js';
 
 export interface RunningGateway {
   readonly config: GatewayConfig;
@@ -61,7 +63,7 @@ function socketAddress(hostPort: string): SocketAddress {
 
 export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<RunningGateway> {
   const logger = opts.logger;
-  const suite = opts.suite ?? defaultSuite;
+  const suite = opts.suite ?? suiteWithKem(config.lp.kemBackend);
   const metrics = new GatewayMetrics();
   const isEntry = config.mode !== 'exit';
 
@@ -107,7 +109,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const app = new GatewayAppHandler(registration, forwarder, metrics);
 
   // One shard runs in this thread; more run one worker thread each (tables are split evenly).
-  const shardCount = Math.max(1, config.tables.shards);
+  const cpus = availableParallelism();
+  const shardCount = resolveShardCount(config.tables.shards, cpus);
   const limits = {
     maxHandshakes: Math.ceil(config.tables.maxHandshakes / shardCount),
     maxSessions: Math.ceil(config.tables.maxSessions / shardCount),
@@ -117,16 +120,20 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   };
   const shardMetrics = prometheusShardMetrics(metrics);
   const shards: Shard[] = [];
+  const threads = new Map<string, number>();
+  const ioThread = currentThreadId();
+  if (ioThread !== null) threads.set('io', ioThread);
   for (let i = 0; i < shardCount; i++) {
     const common = { keys, limits, timestampToleranceSec: config.lp.timestampToleranceSec, app, metrics: shardMetrics, shardId: i, shardCount };
     if (shardCount === 1) shards.push(new LocalShard({ ...common, suite, logger: logger.child({ component: 'shard', shard: i }) }));
-    else {
-      const w = new WorkerShard({ ...common, logger, logLevel: config.log.level });
-      await w.started();
-      shards.push(w);
-    }
+    else shards.push(new WorkerShard({ ...common, logger, logLevel: config.log.level, kemBackend: config.lp.kemBackend }));
   }
-  if (shardCount > 1) logger.info({ shards: shardCount }, 'receiver-index shards running in worker threads');
+  // Workers start in parallel (each loads the core and its own ML-KEM module).
+  await Promise.all(shards.map((s, i) => (s instanceof WorkerShard ? s.started().then(() => s.threadId !== null && threads.set(`shard-${i}`, s.threadId)) : undefined)));
+  metrics.threads = threads;
+  logger.info({ kem: suite.kem.name, backend: config.lp.kemBackend }, 'ML-KEM backend');
+  if (shardCount > 1) logger.info({ shards: shardCount, cpus, auto: config.tables.shards === 0 }, 'receiver-index shards running in worker threads');
+  else logger.info({ shards: 1, cpus, auto: config.tables.shards === 0 }, 'receiver-index shard running in the I/O thread');
   // Entries forward many clients from one address: configured ones and verified directory peers are exempt.
   const exemptHosts = new Set(config.lp.helloRateExempt);
   const isExempt = (address: string): boolean => {

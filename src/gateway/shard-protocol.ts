@@ -1,4 +1,8 @@
-/** Messages between the I/O thread and a worker-thread shard (structured-clone friendly). */
+/**
+ * Messages between the I/O thread and a worker-thread shard (structured-clone friendly). Each side posts
+ * them in batches (`Outbox`): one postMessage per event-loop turn instead of one per packet, because the
+ * wake-up and the clone per message cost more than a handshake message's routing (docs/BENCHMARKS.md).
+ */
 import type { GatewayKeys } from '../core/index.js';
 import type { PacketSource } from './shard.js';
 import type { ShardCounter } from './shard-metrics.js';
@@ -11,6 +15,7 @@ export interface ShardWorkerData {
   limits: TableLimits;
   timestampToleranceSec: number;
   logLevel: string;
+  kemBackend: string;
 }
 
 export type ToWorker =
@@ -24,4 +29,5 @@ export type FromWorker =
   /** A delivered application message for the I/O thread's AppHandler; `psk` is precomputed for dVPN registrations. */
   | { t: 'app'; id: number; msg: Uint8Array; src: PacketSource; psk: Uint8Array | null }
   | { t: 'stats'; stats: { handshakes: number; sessions: number; demoted: number }; counts: [ShardCounter, string, number][] }
-  | { t: 'ready' };
+  /** `tid`: the worker's kernel thread id (null without /proc), for per-thread CPU accounting. */
+  | { t: 'ready'; tid: number | null };

@@ -4,17 +4,20 @@
  * shipped to the I/O thread's metrics with each sweep.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type AppMessage, decodeAppMessage, defaultSuite, encodeAppMessage } from '../core/index.js';
+import { type AppMessage, decodeAppMessage, encodeAppMessage, suiteWithKem } from '../core/index.js';
 import { createLogger } from '../log.js';
 import type { LevelWithSilent } from 'pino';
 import { LocalShard, type AppHandler } from './shard.js';
 import { BufferedShardMetrics } from './shard-metrics.js';
 import type { FromWorker, ShardWorkerData, ToWorker } from './shard-protocol.js';
+import { Outbox } from './outbox.js';
+import { currentThreadId } from './thread-cpu.js';
 
 const data = workerData as ShardWorkerData;
+if (!parentPort) throw new Error('shard-worker must run in a worker thread');
 const port = parentPort;
-if (!port) throw new Error('shard-worker must run in a worker thread');
-const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+const outbox = new Outbox<FromWorker>((batch) => port.postMessage(batch));
+const post = (m: FromWorker): void => outbox.push(m);
 
 let nextAppId = 1;
 const appWaiters = new Map<number, (m: Uint8Array | null) => void>();
@@ -32,7 +35,7 @@ const appProxy: AppHandler = {
 
 const metrics = new BufferedShardMetrics();
 const shard = new LocalShard({
-  suite: defaultSuite,
+  suite: suiteWithKem(data.kemBackend),
   keys: data.keys,
   limits: data.limits,
   timestampToleranceSec: data.timestampToleranceSec,
@@ -43,7 +46,11 @@ const shard = new LocalShard({
   shardCount: data.shardCount,
 });
 
-port.on('message', (m: ToWorker) => {
+port.on('message', (batch: ToWorker[]) => {
+  for (const m of batch) onMessage(m);
+});
+
+function onMessage(m: ToWorker): void {
   switch (m.t) {
     case 'packet':
       shard.handle(m.packet, m.src, m.nowMs).then(
@@ -62,9 +69,10 @@ port.on('message', (m: ToWorker) => {
       post({ t: 'stats', stats: shard.stats(), counts: metrics.drain() });
       return;
     case 'close':
+      outbox.flush();
       shard.close();
       port.close();
       return;
   }
-});
-post({ t: 'ready' });
+}
+post({ t: 'ready', tid: currentThreadId() });

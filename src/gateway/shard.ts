@@ -46,6 +46,16 @@ export interface AppHandler {
   handle(msg: AppMessage, ctx: AppContext): AppMessage | null | Promise<AppMessage | null>;
 }
 
+/**
+ * `tables.shards` → shard count. 0 (auto) gives 1 on up to 2 CPUs, where measurement shows a second shard gains
+ * nothing (the worker message passing costs about what it parallelises, docs/BENCHMARKS.md), else one shard per
+ * CPU less the one the I/O thread (listeners, dispatcher, application messages) keeps busy.
+ */
+export function resolveShardCount(setting: number, cpus: number): number {
+  if (setting > 0) return setting;
+  return cpus <= 2 ? 1 : cpus - 1;
+}
+
 export interface Shard {
   handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult>;
   /** Periodic TTL sweep. */

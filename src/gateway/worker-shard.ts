@@ -6,12 +6,14 @@ import { Worker } from 'node:worker_threads';
 import { decodeAppMessage, encodeAppMessage } from '../core/index.js';
 import type { PacketSource, Shard, ShardOptions, ShardResult } from './shard.js';
 import type { FromWorker, ShardWorkerData, ToWorker } from './shard-protocol.js';
+import { Outbox } from './outbox.js';
 
-/** The in-thread shard's options, less the crypto suite (a worker uses the default one). */
+/** The in-thread shard's options, less the crypto suite (a worker builds its own from `kemBackend`). */
 export type WorkerShardOptions = Omit<ShardOptions, 'suite' | 'shardId' | 'shardCount'> & {
   shardId: number;
   shardCount: number;
   logLevel: string;
+  kemBackend: string;
 };
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
@@ -23,13 +25,19 @@ export class WorkerShard implements Shard {
   private lastStats = { handshakes: 0, sessions: 0, demoted: 0 };
   private readonly ready: Promise<void>;
   private closed = false;
+  private readonly outbox: Outbox<ToWorker>;
+  /** The worker's kernel thread id once it has started (null without /proc). */
+  threadId: number | null = null;
 
   constructor(private readonly o: WorkerShardOptions) {
-    const data: ShardWorkerData = { shardId: o.shardId, shardCount: o.shardCount, keys: o.keys, limits: o.limits, timestampToleranceSec: o.timestampToleranceSec, logLevel: o.logLevel };
+    const data: ShardWorkerData = { shardId: o.shardId, shardCount: o.shardCount, keys: o.keys, limits: o.limits, timestampToleranceSec: o.timestampToleranceSec, logLevel: o.logLevel, kemBackend: o.kemBackend };
     this.worker = new Worker(new URL('./shard-worker-entry.js', import.meta.url), { workerData: data });
+    this.outbox = new Outbox((batch) => this.worker.postMessage(batch));
     this.ready = new Promise((resolve, reject) => {
-      const onMsg = (m: FromWorker): void => {
-        if (m.t === 'ready') {
+      const onMsg = (batch: FromWorker[]): void => {
+        for (const m of batch) {
+          if (m.t !== 'ready') continue;
+          this.threadId = m.tid;
           this.worker.off('message', onMsg);
           resolve();
         }
@@ -37,7 +45,9 @@ export class WorkerShard implements Shard {
       this.worker.on('message', onMsg);
       this.worker.once('error', reject);
     });
-    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
+    this.worker.on('message', (batch: FromWorker[]) => {
+      for (const m of batch) this.onMessage(m);
+    });
     this.worker.on('error', (e) => {
       o.logger.error({ err: e, shard: o.shardId }, 'shard worker failed');
       for (const r of this.pending.values()) r(NO_REPLY);
@@ -51,7 +61,7 @@ export class WorkerShard implements Shard {
   }
 
   private post(m: ToWorker): void {
-    if (!this.closed) this.worker.postMessage(m);
+    if (!this.closed) this.outbox.push(m);
   }
 
   private onMessage(m: FromWorker): void {
@@ -111,6 +121,7 @@ export class WorkerShard implements Shard {
   close(): void {
     if (this.closed) return;
     this.post({ t: 'close' });
+    this.outbox.flush();
     this.closed = true;
     void this.worker.terminate();
     for (const r of this.pending.values()) r(NO_REPLY);

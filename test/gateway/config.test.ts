@@ -258,7 +258,13 @@ describe('validation', () => {
     rejects(() => load({ env: { LPGW_TABLES_MAX_SESSIONS: '0' } }), 'tables.max_sessions: expected a positive integer');
     rejects(() => load({ env: { LPGW_LP_TIMESTAMP_TOLERANCE_SEC: '-5' } }), 'lp.timestamp_tolerance_sec: expected a positive integer', '(from LPGW_LP_TIMESTAMP_TOLERANCE_SEC)');
     rejects(() => load({ configFile: tomlFile('[forward]\nmax_concurrent = 1.5\n') }), 'forward.max_concurrent: expected a positive integer');
-    rejects(() => load({ env: { LPGW_TABLES_SHARDS: '5000' } }), 'tables.shards: expected an integer from 1 to 1024');
+    rejects(() => load({ env: { LPGW_TABLES_SHARDS: '5000' } }), 'tables.shards: expected an integer from 0 to 1024');
+    rejects(() => load({ env: { LPGW_TABLES_SHARDS: '-1' } }), 'tables.shards: expected an integer from 0 to 1024');
+    assert.equal(load({}).tables.shards, 0, 'default: auto');
+    assert.equal(load({}).lp.kemBackend, 'libsodium');
+    assert.equal(load({ env: { LPGW_LP_KEM_BACKEND: 'noble' } }).lp.kemBackend, 'noble');
+    rejects(() => load({ env: { LPGW_LP_KEM_BACKEND: 'liboqs' } }), 'lp.kem_backend: expected one of libsodium, noble');
+    assert.equal(load({ env: { LPGW_TABLES_SHARDS: '3' } }).tables.shards, 3);
     rejects(() => load({ env: { LPGW_LP_HELLO_RATE_PER_SEC: '0' } }), 'lp.hello_rate_per_sec: expected a positive number');
     assert.equal(load({ env: { LPGW_DIRECTORY_REFRESH_SEC: '0', LPGW_SHUTDOWN_GRACE_SEC: '0' } }).directory.refreshSec, 0);
     rejects(() => load({ env: { LPGW_DIRECTORY_REFRESH_SEC: '-1' } }), 'directory.refresh_sec: expected a non-negative integer');

@@ -6,6 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
+import { resolveShardCount } from '../../src/gateway/shard.js';
 import { type GatewayPin, InitiatorHandshake, KktKem, MessageType, decodeKktFrame, parseClear, toHex } from '../../src/core/index.js';
 import { ForwardTransport, LpConnection, TcpPerPacketTransport, TcpStreamTransport, UdpTransport, fetchDescriptor } from '../../src/client/index.js';
 import { descriptorSigningBytes, verifyDescriptor, type GatewayDescriptor } from '../../src/gateway/descriptor.js';
@@ -37,6 +39,12 @@ describe('gateway node: descriptor, handshake and registration over real sockets
     const health = await fetch(`${gw.http}/health`);
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { status: string }).status, 'ok');
+    // Default tables.shards = 0 (auto) resolves from the CPU count and says so once at start.
+    const cpus = availableParallelism();
+    const shardLog = gw.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('receiver-index shard'));
+    assert.equal(shardLog?.auto, true);
+    assert.equal(shardLog?.cpus, cpus);
+    assert.equal(shardLog?.shards, resolveShardCount(0, cpus));
 
     const raw: unknown = await (await fetch(`${gw.http}/v1/gateway`)).json();
     const d = verifyDescriptor(raw, suite);

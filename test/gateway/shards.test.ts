@@ -8,6 +8,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { LpConnection, TcpStreamTransport, UdpTransport, fetchDescriptor } from '../../src/client/index.js';
 import { scrape, startGatewayProcess, stopAll } from '../helpers/gateway-process.js';
+import { resolveShardCount } from '../../src/gateway/shard.js';
+import { Outbox } from '../../src/gateway/outbox.js';
 
 after(stopAll);
 
@@ -45,6 +47,50 @@ test('two worker shards: handshakes, registrations and rekeys; counters and tabl
   const stats = (await (await fetch(`${gw.http}/v1/stats`)).json()) as { tables: { sessions: number; demoted: number } };
   assert.equal(stats.tables.sessions, 12);
   assert.equal(stats.tables.demoted, 12);
+  // Per-thread CPU: the I/O thread and each worker are accounted separately, and the workers did the crypto.
+  for (const t of ['io', 'shard-0', 'shard-1']) assert.ok((m.get(`lp_thread_cpu_seconds{thread="${t}"}`) ?? 0) > 0, `${t} CPU reported`);
+  assert.equal([...m.keys()].filter((k) => k.startsWith('lp_thread_cpu_seconds{')).length, 3);
   for (const c of conns) c.close();
   assert.equal(await gw.stop('SIGTERM'), 0, 'clean exit with worker shards');
+});
+
+test('lp.kem_backend = noble in worker shards: libsodium clients handshake, register and rekey with it', async () => {
+  const gw = await startGatewayProcess(['--mock-ecash'], { env: { LPGW_TABLES_SHARDS: '2', LPGW_LP_KEM_BACKEND: 'noble' } });
+  assert.ok(gw.logs.some((l) => l.msg === 'ML-KEM backend' && l.backend === 'noble'));
+  const { descriptor, pin } = await fetchDescriptor(gw.http);
+  for (let i = 0; i < 4; i++) {
+    const c = await LpConnection.connect({ transport: new TcpStreamTransport(descriptor.lp.tcp), gateway: pin });
+    const r = await c.register(register(40 + i));
+    assert.equal(r.success, true, JSON.stringify(r.error));
+    await c.rekey(32);
+    await c.ping();
+    c.close();
+  }
+  assert.equal(await gw.stop('SIGTERM'), 0);
+});
+
+test('tables.shards = 0 (the default) resolves by CPU count: 1 up to 2 CPUs, else one per CPU but the I/O thread', () => {
+  assert.equal(resolveShardCount(0, 1), 1);
+  assert.equal(resolveShardCount(0, 2), 1);
+  assert.equal(resolveShardCount(0, 4), 3);
+  assert.equal(resolveShardCount(0, 16), 15);
+  assert.equal(resolveShardCount(1, 16), 1, 'an explicit count is kept');
+  assert.equal(resolveShardCount(4, 2), 4, 'an explicit count is kept');
+});
+
+test('worker messages leave in batches: one send per event-loop turn, flush() sends at once', async () => {
+  const sent: number[][] = [];
+  const box = new Outbox<number>((b) => sent.push(b));
+  box.push(1);
+  box.push(2);
+  box.push(3);
+  assert.equal(sent.length, 0, 'nothing leaves within the turn');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(sent, [[1, 2, 3]]);
+  box.push(4);
+  box.flush();
+  assert.deepEqual(sent, [[1, 2, 3], [4]]);
+  await new Promise((r) => setImmediate(r));
+  box.flush();
+  assert.equal(sent.length, 2, 'an empty queue sends nothing');
 });

@@ -15,6 +15,16 @@ export interface CryptoSuite {
 export const mlKem768: Kem = mlKem768Libsodium;
 
 export const defaultSuite: CryptoSuite = { prims: sodiumPrimitives, kem: mlKem768 };
+
+/** The ML-KEM-768 backends an operator can choose (`lp.kem_backend`); results are byte-identical. */
+export const kemBackends: Readonly<Record<string, Kem>> = { libsodium: mlKem768Libsodium, noble: mlKem768Noble };
+
+/** The default suite with the named ML-KEM backend (an unknown name is a programming error: config validates it). */
+export function suiteWithKem(backend: string): CryptoSuite {
+  const kem = kemBackends[backend];
+  if (!kem) throw new Error(`unknown ML-KEM backend '${backend}'`);
+  return { prims: sodiumPrimitives, kem };
+}
 export { sodiumPrimitives, mlKem768Libsodium, mlKem768Noble };
 
 /**
