@@ -13,7 +13,8 @@ function innerBusy(hello: Uint8Array, retryAfterMs: number): Uint8Array {
 }
 import type { Logger } from '../log.js';
 import { parseHostPort } from '../net/address.js';
-import { ExchangeError, exchangeOnce } from '../net/tcp-exchange.js';
+import { ExchangeError } from '../net/tcp-exchange.js';
+import { TcpConnectionPool } from '../net/tcp-pool.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
 
@@ -53,11 +54,17 @@ function isInnerHello(packet: Uint8Array): boolean {
 }
 
 
+/** Idle connections kept per exit, and for how long (the exit closes idle ones after lp.idle_timeout_ms, 60 s by default). */
+const IDLE_PER_EXIT = 16;
+const IDLE_MS = 15_000;
+
 export class Forwarder {
   private inFlight = 0;
   private readonly backoff = new Map<string, Backoff>();
   /** Connections opened to exits (tests assert that refused forwards open none). */
   connectionsOpened = 0;
+  /** Reused connections per exit: a telescoped session sends all its packets to the same exit. */
+  private readonly pools = new Map<string, TcpConnectionPool>();
 
   constructor(
     private readonly o: ForwarderOptions,
@@ -68,6 +75,22 @@ export class Forwarder {
     private readonly helloLimiter: TokenBucketLimiter | null = null,
   ) {
     metrics.backoffState = () => this.backoffSnapshot();
+  }
+
+  private pool(key: string): TcpConnectionPool {
+    let p = this.pools.get(key);
+    if (!p) {
+      const { host, port } = parseHostPort(key);
+      p = new TcpConnectionPool({ host, port, connectTimeoutMs: this.o.connectTimeoutMs, ioTimeoutMs: this.o.ioTimeoutMs, maxIdle: IDLE_PER_EXIT, idleMs: IDLE_MS, onConnect: () => this.connectionsOpened++ });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** Closes the idle connections to every exit (shutdown). */
+  close(): void {
+    for (const p of this.pools.values()) p.close();
+    this.pools.clear();
   }
 
   private refuse(result: string, code: string, message: string, retryAfterMs: number | null = null): AppMessage {
@@ -104,8 +127,7 @@ export class Forwarder {
     this.metrics.forwardsInFlight.set(this.inFlight);
     const end = this.metrics.forwardDuration.startTimer();
     try {
-      const { host, port } = parseHostPort(key);
-      const reply = await exchangeOnce({ host, port, connectTimeoutMs: this.o.connectTimeoutMs, ioTimeoutMs: this.o.ioTimeoutMs, onConnect: () => this.connectionsOpened++ }, f.innerPacketBytes);
+      const reply = await this.pool(key).exchange(f.innerPacketBytes);
       this.onExitReply(key, reply, nowMs);
       this.metrics.forwards.inc({ result: 'ok' });
       return { kind: 'forwardResponse', innerPacketBytes: reply };

@@ -243,6 +243,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         if (collector) await collector.stop().catch((e: unknown) => logger.error({ err: e }, 'collector stop failed'));
         await stream?.close();
         await api.close();
+        forwarder?.close();
         for (const s of shards) s.close();
         store.close();
         logger.info('gateway stopped');

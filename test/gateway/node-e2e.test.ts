@@ -176,7 +176,9 @@ describe('gateway node: descriptor, handshake and registration over real sockets
     // ClientHello re-sent after a Busy (from the entry's per-client limit, or relayed from the exit).
     const ok = metric(em, 'lp_forwards_total{result="ok"}');
     assert.equal(ok + metric(em, 'lp_forwards_total{result="hello_busy"}'), 9 + exitConn.timings.busyRetries);
-    assert.equal((es.forwards?.connections_opened ?? 0) - openedBefore, ok, 'one exit connection per forward that reached the exit');
+    // The entry reuses its connection to the exit: sequential forwards need at most one new connection.
+    assert.ok(ok >= 9);
+    assert.ok((es.forwards?.connections_opened ?? 0) - openedBefore <= 1, `${(es.forwards?.connections_opened ?? 0) - openedBefore} exit connections for ${ok} forwards`);
     assert.equal(es.forwards?.in_flight, 0);
     assert.equal(metric(em, 'lp_registrations_total{mode="dvpn",result="success"}'), 0, 'the entry registered nothing itself');
     const exitAfter = await scrape(gw.http);
