@@ -8,7 +8,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { FrameDecoder, encodeFrame } from '../core/index.js';
+import { FrameDecoder, encodeFrame, peekBusy } from '../core/index.js';
 import { parseHostPort } from '../net/address.js';
 import { exchangeOnce } from '../net/tcp-exchange.js';
 import { ClientError } from './errors.js';
@@ -149,7 +149,17 @@ export class TcpStreamTransport implements Transport {
 export class UdpTransport implements Transport {
   readonly kind = 'udp' as const;
   private socket: dgram.Socket | null = null;
+  /** Resolves once the socket is connected to the gateway (the kernel then drops datagrams from anyone else). */
+  private opening: Promise<dgram.Socket> | null = null;
   private pending: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  private busy = false;
+  /**
+   * The previous request's reply. A re-sent request can be answered twice (the gateway answers a retransmission
+   * with the same bytes); the second copy must not be taken for the next request's reply. Only a Busy can
+   * legitimately repeat byte for byte (a re-sent ClientHello refused again); every other reply carries a fresh
+   * counter or fresh key material.
+   */
+  private lastReply: Buffer | null = null;
 
   constructor(
     private readonly address: string,
@@ -158,71 +168,92 @@ export class UdpTransport implements Transport {
     private readonly opts: SocketTransportOptions = {},
   ) {}
 
-  private open(): dgram.Socket {
-    if (this.socket) return this.socket;
-    const { host } = splitHostPort(this.address);
+  private open(): Promise<dgram.Socket> {
+    if (this.opening) return this.opening;
+    const { host, port } = splitHostPort(this.address);
     const s = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    s.on('message', (msg) => {
-      const p = this.pending;
-      if (!p) return;
-      this.pending = null;
-      p.resolve(new Uint8Array(msg));
-    });
-    // A socket error (failed bind, unreachable local address) fails the request at once, not at its timeout.
-    s.on('error', (e) => {
-      const p = this.pending;
-      this.pending = null;
-      this.socket = null;
-      try {
-        s.close();
-      } catch {
-        /* never bound: nothing to close */
-      }
-      p?.reject(new ClientError('LPC_ERR_SOCKET', `UDP socket for ${this.address}: ${e.message}`));
-    });
-    // Sends issued while the bind is pending are queued by dgram.
-    if (this.opts.localAddress !== undefined) s.bind({ address: this.opts.localAddress, port: 0 });
     this.socket = s;
-    return s;
+    this.opening = new Promise<dgram.Socket>((resolve, reject) => {
+      s.on('message', (msg) => {
+        const p = this.pending;
+        if (!p || (this.lastReply !== null && this.lastReply.equals(msg) && peekBusy(msg) === undefined)) return;
+        this.pending = null;
+        this.lastReply = msg;
+        p.resolve(new Uint8Array(msg));
+      });
+      // A socket error (failed bind or connect, unreachable local address) fails the request at once, not at
+      // its timeout; the next request opens a new socket.
+      s.on('error', (e) => {
+        const err = new ClientError('LPC_ERR_SOCKET', `UDP socket for ${this.address}: ${e.message}`);
+        const p = this.pending;
+        this.pending = null;
+        if (this.socket === s) {
+          this.socket = null;
+          this.opening = null;
+        }
+        try {
+          s.close();
+        } catch {
+          /* never bound: nothing to close */
+        }
+        reject(err);
+        p?.reject(err);
+      });
+      const connect = (): void => s.connect(port, host, () => resolve(s));
+      if (this.opts.localAddress !== undefined) s.bind({ address: this.opts.localAddress, port: 0 }, connect);
+      else connect();
+    });
+    // The request that awaits it sees the error; nobody else needs to.
+    this.opening.catch(() => undefined);
+    return this.opening;
   }
 
-  request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (this.pending) return Promise.reject(new ClientError('LPC_ERR_BUSY_TRANSPORT', 'a request is already in flight on this socket'));
-    const s = this.open();
-    const { host, port } = splitHostPort(this.address);
-    return new Promise<Uint8Array>((resolve, reject) => {
-      let sent = 0;
-      const interval = Math.max(50, Math.floor(timeoutMs / this.attempts));
-      const send = (): void => {
-        sent++;
-        s.send(packet, port, host);
-      };
-      const resend = setInterval(() => {
-        if (sent < this.attempts) send();
-      }, interval);
-      const timer = setTimeout(() => {
-        clearInterval(resend);
-        this.pending = null;
-        reject(new ClientError('LPC_ERR_TIMEOUT', `no reply from ${this.address} within ${timeoutMs} ms (${sent} datagram(s) sent)`));
-      }, timeoutMs);
-      this.pending = {
-        resolve: (b) => {
+  async request(packet: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.busy) throw new ClientError('LPC_ERR_BUSY_TRANSPORT', 'a request is already in flight on this socket');
+    this.busy = true;
+    try {
+      const s = await this.open();
+      return await new Promise<Uint8Array>((resolve, reject) => {
+        let sent = 0;
+        const interval = Math.max(50, Math.floor(timeoutMs / this.attempts));
+        const send = (): void => {
+          sent++;
+          s.send(packet);
+        };
+        const resend = setInterval(() => {
+          if (sent < this.attempts) send();
+        }, interval);
+        const timer = setTimeout(() => {
           clearInterval(resend);
-          clearTimeout(timer);
-          resolve(b);
-        },
-        reject: (e) => {
-          clearInterval(resend);
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      send();
-    });
+          this.pending = null;
+          reject(new ClientError('LPC_ERR_TIMEOUT', `no reply from ${this.address} within ${timeoutMs} ms (${sent} datagram(s) sent)`));
+        }, timeoutMs);
+        this.pending = {
+          resolve: (b) => {
+            clearInterval(resend);
+            clearTimeout(timer);
+            resolve(b);
+          },
+          reject: (e) => {
+            clearInterval(resend);
+            clearTimeout(timer);
+            reject(e);
+          },
+        };
+        send();
+      });
+    } finally {
+      this.busy = false;
+    }
   }
 
   close(): void {
-    this.socket?.close();
+    try {
+      this.socket?.close();
+    } catch {
+      /* already closed after an error */
+    }
     this.socket = null;
+    this.opening = null;
   }
 }
