@@ -24,6 +24,7 @@ export class GatewayMetrics {
   readonly expirations = new Counter({ name: 'lp_table_expirations_total', help: 'Entries removed at their TTL', labelNames: ['table'] as const, registers: [this.registry] });
   readonly tableSize = new Gauge({ name: 'lp_table_entries', help: 'Entries per state table', labelNames: ['table'] as const, registers: [this.registry] });
   readonly subsessions = new Counter({ name: 'lp_subsessions_total', help: 'Rekey events', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly serialsPruned = new Counter({ name: 'lp_spent_serials_pruned_total', help: 'Spent ticket serials forgotten a day after their ticket expired', registers: [this.registry] });
   readonly registrations = new Counter({ name: 'lp_registrations_total', help: 'Registrations by mode and result', labelNames: ['mode', 'result'] as const, registers: [this.registry] });
   readonly bandwidthAllocated = new Counter({ name: 'lp_bandwidth_allocated_bytes_total', help: 'Bandwidth granted to registered clients', registers: [this.registry] });
   readonly forwards = new Counter({ name: 'lp_forwards_total', help: 'Telescoping forwards by result', labelNames: ['result'] as const, registers: [this.registry] });

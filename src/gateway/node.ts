@@ -25,6 +25,7 @@ import { TokenBucketLimiter } from './rate-limit.js';
 import { AddressAllocator, parseIp } from './registration/allocator.js';
 import { RegistrationService } from './registration/service.js';
 import { RegistrationStore } from './registration/store.js';
+import { scheduleSerialPruning } from './registration/serial-pruning.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
 import { NullPeerApplier, WgCliPeerApplier, type PeerApplier } from './registration/wireguard.js';
 import { LocalShard, resolveShardCount, type Shard } from './shard.js';
@@ -170,6 +171,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     metrics.tableSize.set({ table: 'demoted' }, t.demoted);
   }, 1000);
   sweep.unref();
+  const stopPruning = scheduleSerialPruning(store, logger.child({ component: 'registration' }), (n) => metrics.serialsPruned.inc(n));
 
   const stats = (): Record<string, unknown> => {
     const t = tableTotals();
@@ -237,6 +239,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         const graceMs = config.shutdownGraceSec * 1000;
         logger.info({ graceSec: config.shutdownGraceSec }, 'shutting down: no new connections, finishing in-flight requests');
         clearInterval(sweep);
+        stopPruning();
         directory?.stop();
         await Promise.all([tcp.close(graceMs), udp?.close(graceMs)]);
         // A final window is written before the links go.

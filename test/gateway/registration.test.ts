@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { SERIAL_PRUNE_MARGIN_SEC, pruneExpiredSerials, scheduleSerialPruning } from '../../src/gateway/registration/serial-pruning.js';
 import {
   type BandwidthTicket,
   type Credential,
@@ -540,5 +542,42 @@ describe('tickets CLI', () => {
     assert.equal(parseDuration('30d'), 30 * 86400);
     assert.equal(parseDuration('90'), 90);
     assert.equal(parseDuration('1y'), null);
+  });
+});
+
+describe('spent serial pruning', () => {
+  test('serials are forgotten a day after their ticket expired, at start and on schedule; counted and logged', () => {
+    const store = RegistrationStore.open(newDir());
+    const now = 2_000_000_000;
+    const issuer = new Uint8Array(8).fill(1);
+    const serial = (n: number): Uint8Array => new Uint8Array(16).fill(n);
+    const spend = (n: number, expiry: number): boolean =>
+      store.spendSerial({ issuerKeyId: issuer, serial: serial(n), ticketType: TicketType.V1WireguardEntry, bandwidthBytes: 1n, expiry: BigInt(expiry), nowSec: now - 100 });
+    assert.ok(spend(1, now - 3 * 86400)); // long expired: forgotten
+    assert.ok(spend(2, now - SERIAL_PRUNE_MARGIN_SEC - 1)); // just past the margin: forgotten
+    assert.ok(spend(3, now - 3600)); // expired an hour ago: kept (clock could be stepped back)
+    assert.ok(spend(4, now + 86400)); // still valid: kept
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const pruned: number[] = [];
+    const stop = scheduleSerialPruning(store, logger, (n) => pruned.push(n), () => now);
+    stop();
+    assert.deepEqual(pruned, [2]);
+    assert.equal(store.counts().spentSerials, 2);
+    assert.ok(!store.isSerialSpent(issuer, serial(1)) && !store.isSerialSpent(issuer, serial(2)));
+    assert.ok(store.isSerialSpent(issuer, serial(3)) && store.isSerialSpent(issuer, serial(4)));
+    assert.ok(lines.some((l) => (JSON.parse(l) as { msg: string; pruned: number }).pruned === 2));
+    // Nothing left to forget: no log line, zero counted.
+    assert.equal(pruneExpiredSerials(store, now, logger), 0);
+    assert.equal(lines.length, 1);
+    store.close();
+  });
+
+  test('a failing pass is logged, never thrown', () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const stop = scheduleSerialPruning({ pruneSpentSerials: () => { throw new Error('disk I/O error'); } }, logger);
+    stop();
+    assert.ok(lines.some((l) => /pruning spent ticket serials failed/.test(l)));
   });
 });
