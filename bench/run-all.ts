@@ -332,7 +332,12 @@ ${rtRows.join('\n')}
 
 Target ≥ 50,000 round trips/s per core over UDP → ${udpPerCore >= 50_000 ? 'met' : '**missed**'}. Gateway CPU per round trip includes the event loop, the
 socket syscalls, outer AEAD open+seal, Noise open+seal and the bincode codec; the client runs in a separate
-process on the same two cores (its share limits the measured rate, not the per-core figure).`);
+process on the same two cores (its share limits the measured rate, not the per-core figure).
+Where a round trip's CPU goes (gateway under this load, \`node --cpu-prof\`, 2026-11-21): the send syscall
+(dgram, including loopback delivery to the client's socket) ≈ 25 %, ChaCha20-Poly1305 (outer and Noise, both
+directions) ≈ 16 %, V8 and GC ≈ 15 %, lru-cache ≈ 6 %, prom-client counters ≈ 3 %, the rest the codec, session
+and listener code. The per-core figure moves with the host: runs of the same code on these machines gave
+38,000–61,000 (an alternating A/B against an older build gave equal figures), hence the three trials.`);
 
   }
   // ---- 5. telescoped registration latency -----------------------------------------------------------------
