@@ -15,6 +15,7 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { mlKem768Libsodium } from '../src/core/crypto/ml-kem-libsodium.js';
 import { benchAead, benchHandshakes, benchReplay } from './lib/core-figures.js';
 import { workerRoundTrip } from './lib/worker-roundtrip.js';
+import { statCpuSeconds } from '../src/gateway/thread-cpu.js';
 import { startGatewayProcess, stopAll, scrape, type GatewayProcess } from '../test/helpers/gateway-process.js';
 import { LpConnection, TcpStreamTransport, ForwardTransport, fetchDescriptor } from '../src/client/index.js';
 import { BpfSys } from '../src/collector/bpf-syscall.js';
@@ -37,9 +38,9 @@ const pct = (r: number): string => `${(r * 100).toFixed(1)} %`;
 
 /** CPU seconds (user + system, all threads) of a process so far. */
 function procCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const s = statCpuSeconds(`/proc/${pid}/stat`);
+  if (s === null) throw new Error(`cannot read /proc/${pid}/stat`);
+  return s;
 }
 
 /** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */

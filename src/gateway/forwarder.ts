@@ -13,8 +13,7 @@ function innerBusy(hello: Uint8Array, retryAfterMs: number): Uint8Array {
 }
 import type { Logger } from '../log.js';
 import { parseHostPort } from '../net/address.js';
-import { ExchangeError } from '../net/tcp-exchange.js';
-import { TcpConnectionPool } from '../net/tcp-pool.js';
+import { ExchangeError, TcpConnectionPool } from '../net/tcp-exchange.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
 

@@ -17,13 +17,18 @@ export function currentThreadId(): number | null {
   }
 }
 
-/** CPU seconds (user + system) a thread of this process has used so far, or null if it cannot be read. */
-export function threadCpuSeconds(tid: number): number | null {
+/** CPU seconds (utime + stime) from a /proc stat file (`/proc/<pid>/stat`, `/proc/<pid>/task/<tid>/stat`), or null. */
+export function statCpuSeconds(path: string): number | null {
   try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const stat = readFileSync(path, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may contain spaces and ')'
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
   } catch {
     return null;
   }
+}
+
+/** CPU seconds a thread of this process has used so far, or null if it cannot be read. */
+export function threadCpuSeconds(tid: number): number | null {
+  return statCpuSeconds(`/proc/self/task/${tid}/stat`);
 }

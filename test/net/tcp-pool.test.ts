@@ -7,8 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { FrameDecoder, encodeFrame } from '../../src/core/index.js';
-import { TcpConnectionPool } from '../../src/net/tcp-pool.js';
-import { ExchangeError } from '../../src/net/tcp-exchange.js';
+import { ExchangeError, TcpConnectionPool } from '../../src/net/tcp-exchange.js';
 
 /** Request byte 0 selects the behaviour: 0 echo, 1 never answer, 2 answer twice, 3 answer then close, 4 echo after 30 ms. */
 async function server(): Promise<{ port: number; accepted: () => number; open: () => number; closeAll: () => void; stop: () => Promise<void> }> {
