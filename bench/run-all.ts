@@ -21,10 +21,11 @@ import { LpConnection, TcpStreamTransport, ForwardTransport, fetchDescriptor } f
 import { BpfSys } from '../src/collector/bpf-syscall.js';
 import { down as localnetDown, up as localnetUp } from '../scripts/localnet/localnet.js';
 import { NODES, httpUrl as localnetHttp } from '../scripts/localnet/topology.js';
+import { peerPlaneFigures, type PeerPlaneFigures } from './lib/wireguard-peers.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector runs a subset (writes a partial report). */
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard runs a subset (writes a partial report). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
@@ -476,6 +477,38 @@ machines' run-to-run noise (per round above).
   } else add('## Collector overhead\n\nNot measured: needs root (BPF).');
 
   }
+  // ---- 8. WireGuard peer plane ---------------------------------------------------------------------------
+  if (want('wireguard')) {
+    const haveWgGo = ['/usr/bin/wireguard-go', '/usr/sbin/wireguard-go', '/usr/local/bin/wireguard-go'].some((p) => existsSync(p));
+    if (isRoot && haveWgGo) {
+      const n = QUICK ? 2000 : 10_000;
+      log(`WireGuard: re-apply and poll of ${n} peers on wireguard-go (UAPI, then wg)`);
+      const figs: PeerPlaneFigures[] = [];
+      for (const control of ['uapi', 'wg'] as const) figs.push(await peerPlaneFigures(n, control));
+      const row = (f: PeerPlaneFigures, what: 'reapply' | 'poll'): string => {
+        const x = f[what];
+        return `| ${what === 'reapply' ? `re-apply ${fmt(f.peers)} stored peers at start` : `one poll of ${fmt(f.peers)} peers`} | ${f.control === 'uapi' ? 'UAPI socket' : '`wg` tool'} | ${fmt(x.wallMs)} ms | ${fmt(x.gatewayCpuMs)} ms (${fmt((x.gatewayCpuMs * 1000) / f.peers, 1)} µs/peer) | ${fmt(x.wireguardGoCpuMs)} ms |`;
+      };
+      let wgGoVersion = 'unknown version';
+      try {
+        wgGoVersion = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'wireguard-go'], { encoding: 'utf8' }).trim();
+      } catch {
+        // not a Debian package
+      }
+      add(`## WireGuard peer plane (root; wireguard-go ${wgGoVersion}, in a network namespace)
+
+| operation | control | wall time | gateway CPU | wireguard-go CPU |
+|---|---|---|---|---|
+${figs.flatMap((f) => [row(f, 'reapply'), row(f, 'poll')]).join('\n')}
+
+Re-apply = the peer controller's start-up reconciliation: one read of the device, ${fmt(n)} peers applied in batches of
+1,000 (one UAPI \`set\` message or one \`wg addconf\` file each), stale peers removed. A poll = one read of every
+peer's counters and last handshake, usage accounting and the removal decisions (here: nothing to persist or remove;
+counters unchanged). Gateway CPU includes the \`wg\` child processes. A poll runs every \`wireguard.poll_sec\` (10 s by
+default): with ${fmt(n)} peers the UAPI poll costs ${pct(figs[0] ? figs[0].poll.gatewayCpuMs / 10_000 : 0)} of one core. No anchor: the issue asks for the figures.`);
+    } else add('## WireGuard peer plane\n\nNot measured: needs root and wireguard-go.');
+  }
+
   // ---- write -----------------------------------------------------------------------------------------------
   const cpus = os.cpus();
   const header = `# Benchmarks

@@ -74,7 +74,11 @@ export class TicketCredentials implements CredentialSource {
   }
 }
 
-/** A registration with a fresh WireGuard key (dVPN) or client id (mixnet), so probes never collide. */
+/**
+ * A registration with a fresh WireGuard public key (dVPN; whose private key is dropped, so only tests that
+ * never use the tunnel take this path — the probe registers dVPN through registerDvpn) or client id (mixnet),
+ * so probes never collide.
+ */
 export function registerRequest(mode: ProbeMode, credential: Credential, ticketType: TicketType, nowSec = Math.floor(Date.now() / 1000)): RegisterRequest {
   const prims = defaultSuite.prims;
   return {

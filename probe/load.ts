@@ -11,7 +11,7 @@ import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS, type Transport } from
 import { version } from '../src/version.js';
 import { type CredentialSource, ticketTypeFor } from './credentials.js';
 import { type ErrorInfo, type GatewayInfo, type ProbeMode, type TransportName, errorInfo, gatewayInfo } from './report.js';
-import { type FetchedGateway, fetchGateway, httpBase, register } from './steps.js';
+import { type FetchedGateway, type Registered, deregister, fetchGateway, httpBase, register } from './steps.js';
 import { lpAddressFor, makeTransport } from './transport.js';
 
 export const DEFAULT_DRAIN_MS = 10_000;
@@ -84,8 +84,8 @@ export interface LoadReport {
   attempts_per_sec: number;
   /** Completed handshakes: direct with the entry, and telescoped with the exit. */
   handshakes: { completed: number; telescoped_completed: number };
-  /** Successful registrations: with the entry, and telescoped with the exit. */
-  registrations: { completed: number; telescoped_completed: number };
+  /** Successful registrations: with the entry, and telescoped with the exit; dVPN ones removed again after each attempt. */
+  registrations: { completed: number; telescoped_completed: number; deregistered: number; deregister_failed: number };
   /** Whole successful attempts. */
   latency_ms: Percentiles | null;
   /** Direct handshakes (ClientHello … Ack), successful ones. */
@@ -150,6 +150,8 @@ class Stats {
   telescopedHandshakes = 0;
   registrations = 0;
   telescopedRegistrations = 0;
+  deregistered = 0;
+  cleanupFailures = 0;
   readonly latency: number[] = [];
   readonly handshakeLatency: number[] = [];
   readonly registerLatency: number[] = [];
@@ -207,6 +209,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       stats.attempts++;
       let conn: LpConnection | null = null;
       let nested: LpConnection | null = null;
+      const made: [LpConnection, Registered][] = [];
       try {
         conn = await LpConnection.connect({ transport, gateway: e.pin, timeouts: { handshakeMs: left(handshakeMs), requestMs: left(requestMs) } });
         if (closed) return;
@@ -214,7 +217,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
         stats.handshakes++;
         stats.handshakeLatency.push(a1 - a0);
         if (o.register) {
-          await register(conn, o.mode, o.credentials, ticketTypeFor(o.mode, x ? 'entry' : e.descriptor.roles.includes('entry') ? 'entry' : 'exit'), left(requestMs));
+          made.push([conn, await register(conn, o.mode, o.credentials, ticketTypeFor(o.mode, x ? 'entry' : e.descriptor.roles.includes('entry') ? 'entry' : 'exit'), left(requestMs))]);
           if (closed) return;
           stats.registrations++;
           stats.registerLatency.push(performance.now() - a1);
@@ -226,7 +229,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
           stats.telescopedHandshakes++;
           stats.telescopedLatency.push(performance.now() - a2);
           if (o.register) {
-            await register(nested, o.mode, o.credentials, ticketTypeFor(o.mode, 'exit'), left(requestMs));
+            made.push([nested, await register(nested, o.mode, o.credentials, ticketTypeFor(o.mode, 'exit'), left(requestMs))]);
             if (closed) return;
             stats.telescopedRegistrations++;
           }
@@ -236,6 +239,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       } catch (err) {
         if (!closed) stats.fail(errorInfo(err));
       } finally {
+        // the load leaves no peers behind either (not timed; a failure is counted apart)
+        for (const [c, reg] of made.reverse()) {
+          if (closed) break;
+          if (!reg.wireguard) continue;
+          await deregister(c, reg, left(requestMs)).then(
+            () => void stats.deregistered++,
+            () => void stats.cleanupFailures++,
+          );
+        }
         nested?.close();
         conn?.close();
         transport.close();
@@ -313,7 +325,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     rate_per_sec: elapsedS > 0 ? r1(successes / elapsedS) : 0,
     attempts_per_sec: elapsedS > 0 ? r1(stats.attempts / elapsedS) : 0,
     handshakes: { completed: stats.handshakes, telescoped_completed: stats.telescopedHandshakes },
-    registrations: { completed: stats.registrations, telescoped_completed: stats.telescopedRegistrations },
+    registrations: { completed: stats.registrations, telescoped_completed: stats.telescopedRegistrations, deregistered: stats.deregistered, deregister_failed: stats.cleanupFailures },
     latency_ms: percentiles(stats.latency),
     handshake_latency_ms: percentiles(stats.handshakeLatency),
     register_latency_ms: percentiles(stats.registerLatency),

@@ -16,6 +16,10 @@ export const ProbeErrorCode = {
   NO_MATCHING_TICKET: 'LPC_ERR_NO_MATCHING_TICKET',
   /** `--transport udp` but the gateway's descriptor announces no LP UDP address. */
   TRANSPORT_UNAVAILABLE: 'LPC_ERR_TRANSPORT_UNAVAILABLE',
+  /** `--wg-config FILE` could not be written. */
+  WG_CONFIG: 'LPC_ERR_WG_CONFIG',
+  /** Removing the probe's registration at the end of the run failed. */
+  DEREGISTER_FAILED: 'LPC_ERR_DEREGISTER_FAILED',
   /** The whole run hit `--timeout`. */
   RUN_TIMEOUT: 'LPC_ERR_RUN_TIMEOUT',
   /** A registration answered `success: false` without a coded error. */
@@ -51,6 +55,11 @@ export interface RegistrationInfo {
   private_ipv6: string | null;
   wireguard_endpoint: string | null;
   allocated_bandwidth_bytes: string;
+  /**
+   * dVPN: whether the probe removed this registration when it ended (true), tried and failed (false), or
+   * kept it (null: `--keep-registration`, `--wg-config`, or mixnet, which has nothing to remove).
+   */
+  deregistered: boolean | null;
 }
 
 export interface LpOutcome {
@@ -138,6 +147,7 @@ export function gatewayInfo(http: string, d: GatewayDescriptor | null): GatewayI
 export function reportPassed(r: Pick<ProbeReport, 'outcome'>): boolean {
   const { lp, telescoping, rekey, telescoping_rekey } = r.outcome;
   if (!(lp.can_connect && lp.can_handshake && lp.can_register)) return false;
+  if (lp.registration?.deregistered === false || telescoping?.registration?.deregistered === false) return false;
   if (telescoping && !(telescoping.can_handshake && telescoping.can_register)) return false;
   if (rekey && !rekey.can_rekey) return false;
   if (telescoping_rekey && !telescoping_rekey.can_rekey) return false;

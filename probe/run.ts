@@ -16,7 +16,8 @@
  * A check whose prerequisite failed is reported false with LPC_ERR_SKIPPED. Nothing here throws for a
  * failed check: the report holds the outcome.
  */
-import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS } from '../src/client/index.js';
+import { chmodSync, closeSync, openSync, writeSync } from 'node:fs';
+import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS, wgQuickConfig } from '../src/client/index.js';
 import { version } from '../src/version.js';
 import { type CredentialSource, type GatewayRole, ticketTypeFor } from './credentials.js';
 import { Deadline } from './deadline.js';
@@ -29,12 +30,13 @@ import {
   type TelescopingOutcome,
   type Timings,
   type TransportName,
+  ProbeErrorCode,
   errorInfo,
   gatewayInfo,
   reportPassed,
   skipped,
 } from './report.js';
-import { type FetchedGateway, fetchGateway, httpBase, register, rekeyAndPing } from './steps.js';
+import { type FetchedGateway, type Registered, deregister, fetchGateway, httpBase, register, rekeyAndPing } from './steps.js';
 import { ObservedTransport, lpAddressFor, makeTransport, tcpConnectCheck } from './transport.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -50,6 +52,10 @@ export interface RunOptions {
   timeoutMs: number | null;
   /** Local address for the LP sockets (`--source-address`), or null. */
   sourceAddress: string | null;
+  /** Keep the registrations instead of removing them at the end (`--keep-registration`). */
+  keepRegistration?: boolean;
+  /** Write the direct dVPN registration's wg-quick configuration here, mode 0600, and keep it (`--wg-config`). */
+  wgConfigPath?: string | null;
   /** Per-step defaults (the client library's): connect 10 s, handshake 15 s, request 30 s. */
   connectTimeoutMs?: number;
   handshakeTimeoutMs?: number;
@@ -168,17 +174,28 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
 
   // 4. registration with the entry
   const directRole: GatewayRole = exitUrl !== null || entry.descriptor.roles.includes('entry') ? 'entry' : 'exit';
+  let direct: Registered | null = null;
   try {
     const r = await timed(() => deadline.race(register(conn, o.mode, o.credentials, ticketTypeFor(o.mode, directRole), deadline.clamp(requestMs)), closeAll));
     timings.register = r.ms;
-    lp.registration = r.value;
+    direct = r.value;
+    lp.registration = r.value.info;
     lp.can_register = true;
   } catch (e) {
     lp.error = errorInfo(e);
   }
+  if (direct?.wireguard && o.wgConfigPath) {
+    try {
+      writeWgConfig(o.wgConfigPath, direct, entry.descriptor);
+    } catch (e) {
+      lp.can_register = false;
+      lp.error = { code: ProbeErrorCode.WG_CONFIG, message: `cannot write ${o.wgConfigPath}: ${(e as Error).message}` };
+    }
+  }
 
   // 5. telescoping: nested session through the entry, registration with the exit
   let nested: LpConnection | null = null;
+  let telescopedReg: Registered | null = null;
   if (telescoping && exit) {
     const target = exit;
     try {
@@ -198,7 +215,8 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
       try {
         const r = await timed(() => deadline.race(register(n, o.mode, o.credentials, ticketTypeFor(o.mode, 'exit'), deadline.clamp(requestMs)), closeAll));
         timings.telescoped_register = r.ms;
-        telescoping.registration = r.value;
+        telescopedReg = r.value;
+        telescoping.registration = r.value.info;
         telescoping.can_register = true;
       } catch (e) {
         telescoping.error = errorInfo(e);
@@ -229,5 +247,37 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
       }
     }
   }
+
+  // 7. cleanup: the probe's registrations go (the nested one first, while the entry session carries it)
+  if (!o.keepRegistration) {
+    const cleanups: [LpConnection | null, Registered | null, ErrorSink][] = [
+      [nested, telescopedReg, telescoping ?? lp],
+      [conn, o.wgConfigPath ? null : direct, lp],
+    ];
+    for (const [c, reg, sink] of cleanups) {
+      if (!c || !reg?.wireguard) continue;
+      try {
+        await deadline.race(deregister(c, reg, deadline.clamp(requestMs)), closeAll);
+      } catch (e) {
+        const err = errorInfo(e);
+        sink.error ??= { code: ProbeErrorCode.DEREGISTER_FAILED, message: `the probe's registration could not be removed: ${err.code}: ${err.message}` };
+      }
+    }
+  }
   return finish();
+}
+
+type ErrorSink = { error: ErrorInfo | null };
+
+/** The wg-quick file for a registration: routes only the gateway's own tunnel addresses (from the signed descriptor). */
+function writeWgConfig(path: string, reg: Registered, d: FetchedGateway['descriptor']): void {
+  if (!reg.wireguard || !d.wireguard) throw new Error('the gateway announces no WireGuard endpoint');
+  const text = wgQuickConfig(reg.wireguard, { allowedIps: [`${d.wireguard.tunnel_ipv4}/32`, `${d.wireguard.tunnel_ipv6}/128`], endpoint: d.wireguard.endpoint });
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    chmodSync(path, 0o600); // an existing file keeps its mode on open
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -6,8 +6,9 @@ import { descriptorCommand } from './commands/descriptor.js';
 import { initCommand } from './commands/init.js';
 import { runCommand } from './commands/run.js';
 import { ticketsIssueCommand, ticketsIssuerInitCommand } from './commands/tickets.js';
+import { wgKeyCommand, wgShowCommand } from './commands/wg.js';
 
-export const commands: Command[] = [initCommand, runCommand, descriptorCommand, ticketsIssuerInitCommand, ticketsIssueCommand, collectCommand];
+export const commands: Command[] = [initCommand, runCommand, descriptorCommand, ticketsIssuerInitCommand, ticketsIssueCommand, collectCommand, wgShowCommand, wgKeyCommand];
 
 export async function main(argv: string[]): Promise<number> {
   return dispatch('lp-gateway', 'lp-gateway — LP (Lewes Protocol) registration gateway, entry and exit.', commands, argv);

@@ -4,3 +4,4 @@ export * from './transports.js';
 export * from './lp-client.js';
 export * from './telescoping.js';
 export * from './descriptor-fetch.js';
+export * from './dvpn.js';

@@ -1,8 +1,10 @@
 /**
- * Serves the application messages a session delivers: registration (both roles), telescoping forwards
- * (entry role), ping. Everything else gets a coded Error reply; nothing is answered silently.
+ * Serves the application messages a session delivers: registration and deregistration (both roles),
+ * telescoping forwards (entry role), ping. Everything else gets a coded Error reply; nothing is answered
+ * silently.
  */
-import { type AppMessage, type RegisterRequest, type RegisterResponse, errorMessage } from '../core/index.js';
+import { type AppMessage, type DeregisterRequest, type RegisterRequest, type RegisterResponse, errorMessage } from '../core/index.js';
+import { GatewayError, GatewayErrorCode } from './errors.js';
 import type { Forwarder } from './forwarder.js';
 import { ForwardErrorCode } from './forwarder.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -10,6 +12,8 @@ import type { AppContext, AppHandler } from './shard.js';
 
 export interface Registrar {
   register(request: RegisterRequest, ctx: { wireguardPsk: Uint8Array; nowSec: number; remote?: string }): RegisterResponse | Promise<RegisterResponse>;
+  /** Throws GatewayError with the refusal's code. */
+  deregister?(request: DeregisterRequest, ctx: { remote?: string }): Promise<void>;
 }
 
 export class GatewayAppHandler implements AppHandler {
@@ -35,6 +39,17 @@ export class GatewayAppHandler implements AppHandler {
           return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
         }
         return this.forwarder.forward(msg.forward, ctx.src.address);
+      case 'deregister': {
+        if (!this.registrar.deregister) return errorMessage(GatewayErrorCode.PEER_UNKNOWN, 'this gateway keeps no WireGuard peers');
+        try {
+          await this.registrar.deregister(msg.request, { remote: `${ctx.src.address}:${ctx.src.port}` });
+        } catch (e) {
+          const code = e instanceof GatewayError ? e.code : GatewayErrorCode.INTERNAL;
+          this.metrics.error(code);
+          return errorMessage(code, e instanceof GatewayError ? e.message : 'internal error while deregistering');
+        }
+        return { kind: 'deregistered', wgPublicKey: msg.request.wgPublicKey };
+      }
       case 'ping':
         return { kind: 'pong', payload: msg.payload };
       default:

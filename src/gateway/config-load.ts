@@ -19,6 +19,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { DEFAULT_CONFIG, type GatewayConfig, type GatewayMode } from './config.js';
 import { GatewayError, GatewayErrorCode } from './errors.js';
 import { AddressPool } from './registration/allocator.js';
+import { IFACE_NAME_RE } from './wireguard/device.js';
 import { isHostname, parseHostPort } from '../net/address.js';
 
 /** Every key optional, recursively (arrays are replaced whole, except directory.peers from flags: see loadConfig). */
@@ -137,7 +138,9 @@ const hostOrEmpty: Rule = (v) => {
 };
 const IFACE_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
 const iface: Rule = (v) => (typeof v === 'string' && IFACE_RE.test(v) && v !== '.' && v !== '..' ? v : problem(`expected a network interface name (1-15 characters), got ${show(v)}`));
-const ifaceOrEmpty: Rule = (v) => (v === '' ? v : iface(v));
+// handed to `ip`, `wg`, `nft` and `wireguard-go` as an argument: no leading '-' (it would read as an option)
+const ifaceArgOrEmpty: Rule = (v) =>
+  v === '' || (typeof v === 'string' && IFACE_NAME_RE.test(v)) ? v : problem(`expected an interface name of 1-15 letters, digits or _.=+- not starting with '-', got ${show(v)}`);
 const eachOf =
   (rule: (s: string) => string | null): Rule =>
   (v) => {
@@ -185,8 +188,18 @@ const RULES: Readonly<Record<string, Rule>> = {
   'registration.ticketIssuers': hex64,
   'registration.ipv4Pool': pool(4),
   'registration.ipv6Pool': pool(6),
-  'wireguard.interface': ifaceOrEmpty,
+  'registration.mockValiditySec': positiveInt,
+  'wireguard.interface': ifaceArgOrEmpty,
   'wireguard.endpoint': hostPortOrEmpty,
+  'wireguard.listenPort': intRange(1, 65535),
+  'wireguard.tunnelIpv4': (v) => (v === '' || isIPv4(v as string) ? v : problem(`expected an IPv4 address, got ${show(v)}`)),
+  'wireguard.tunnelIpv6': (v) => (v === '' || (isIPv6(v as string) && !(v as string).includes('%')) ? v : problem(`expected an IPv6 address, got ${show(v)}`)),
+  'wireguard.uplink': ifaceArgOrEmpty,
+  'wireguard.control': oneOf(['auto', 'uapi', 'wg']),
+  'wireguard.uapiDir': nonEmpty,
+  'wireguard.wireguardGo': nonEmpty,
+  'wireguard.idleTimeoutSec': nonNegativeInt,
+  'wireguard.persistentKeepaliveSec': intRange(0, 65535),
   'collector.iface': iface,
   'log.level': oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   shutdownGraceSec: nonNegativeInt,
@@ -282,6 +295,7 @@ const FLAG_FOR_KEY: Readonly<Record<string, string>> = {
   'directory.topology': '--topology',
   'lp.announceHost': '--announce-host',
   'wireguard.interface': '--wg-interface',
+  'wireguard.manage': '--wg-manage',
   'collector.enabled': '--collector',
   'collector.iface': '--collector-iface',
   'log.level': '--log-level',
@@ -300,6 +314,8 @@ export const RUN_FLAGS_HELP = `Options (flags override LPGW_* environment variab
   --topology FILE          topology file listing gateways (directory.topology)
   --announce-host HOST     host published in the signed descriptor (lp.announce_host)
   --wg-interface IFACE     WireGuard interface to apply registered peers to (wireguard.interface)
+  --wg-manage              create and configure that interface: kernel WireGuard, else wireguard-go
+                           (wireguard.manage = true; root or CAP_NET_ADMIN)
   --collector              attach the eBPF collector (collector.enabled = true)
   --collector-iface IFACE  interface the collector attaches to (collector.iface; default lo)
   --log-level LEVEL        fatal|error|warn|info|debug|trace|silent (log.level; default info)`;
@@ -326,6 +342,7 @@ export function parseRunFlags(argv: string[]): { configFile?: string; overrides:
       topology: { type: 'string' },
       'announce-host': { type: 'string' },
       'wg-interface': { type: 'string' },
+      'wg-manage': { type: 'boolean' },
       collector: { type: 'boolean' },
       'collector-iface': { type: 'string' },
       'log-level': { type: 'string' },
@@ -347,7 +364,10 @@ export function parseRunFlags(argv: string[]): { configFile?: string; overrides:
   if (v.peer !== undefined && v.peer.length > 0) directory.peers = [...v.peer];
   if (v.topology !== undefined) directory.topology = v.topology;
   if (Object.keys(directory).length > 0) o.directory = directory;
-  if (v['wg-interface'] !== undefined) o.wireguard = { interface: v['wg-interface'] };
+  const wireguard: NonNullable<DeepPartial<GatewayConfig>['wireguard']> = {};
+  if (v['wg-interface'] !== undefined) wireguard.interface = v['wg-interface'];
+  if (v['wg-manage'] === true) wireguard.manage = true;
+  if (Object.keys(wireguard).length > 0) o.wireguard = wireguard;
   const collector: NonNullable<DeepPartial<GatewayConfig>['collector']> = {};
   if (v.collector === true) collector.enabled = true;
   if (v['collector-iface'] !== undefined) collector.iface = v['collector-iface'];
@@ -538,6 +558,21 @@ export function loadConfig(opts: LoadConfigOptions = {}): GatewayConfig {
   const from = (id: string): string => origin.get(id) ?? 'defaults';
   if (cfg.forward.backoffMaxMs < cfg.forward.backoffBaseMs) {
     errors.push(`forward.backoff_max_ms: ${cfg.forward.backoffMaxMs} is below forward.backoff_base_ms ${cfg.forward.backoffBaseMs} (from ${from('forward.backoffMaxMs')}; base from ${from('forward.backoffBaseMs')})`);
+  }
+  if (cfg.wireguard.manage && cfg.wireguard.interface === '') {
+    errors.push(`wireguard.manage: true needs wireguard.interface (the name of the interface to create) (from ${from('wireguard.manage')})`);
+  }
+  if (cfg.wireguard.uplink !== '' && !cfg.wireguard.manage) {
+    errors.push(`wireguard.uplink: forwarding is set up only for a managed interface; set wireguard.manage = true or configure forwarding yourself (from ${from('wireguard.uplink')})`);
+  }
+  for (const [family, poolKey, addrKey] of [[4, 'registration.ipv4Pool', 'wireguard.tunnelIpv4'], [6, 'registration.ipv6Pool', 'wireguard.tunnelIpv6']] as const) {
+    const addr = family === 4 ? cfg.wireguard.tunnelIpv4 : cfg.wireguard.tunnelIpv6;
+    if (addr === '') continue;
+    try {
+      AddressPool.parse(family === 4 ? cfg.registration.ipv4Pool : cfg.registration.ipv6Pool, family, addr);
+    } catch (e) {
+      errors.push(`${addrKey === 'wireguard.tunnelIpv4' ? 'wireguard.tunnel_ipv4' : 'wireguard.tunnel_ipv6'}: ${(e as Error).message} (from ${from(addrKey)}; pool from ${from(poolKey)})`);
+    }
   }
   if (errors.length === 0) {
     const http = parseHostPort(cfg.http.listen);

@@ -83,12 +83,36 @@ export interface GatewayConfig {
     timestampToleranceSec: number;
     /** Bandwidth granted by the mock verifier, bytes. */
     mockBandwidthBytes: number;
+    /** How long a mock grant lasts, seconds. */
+    mockValiditySec: number;
   };
   wireguard: {
-    /** WireGuard interface to apply peers to with `wg`; empty = keep the registry only. */
+    /** WireGuard interface registered peers are applied to; empty = keep the registry only. */
     interface: string;
-    /** WireGuard endpoint HOST:PORT returned to clients; empty = <announce host>:51820. */
+    /** Create and configure the interface (kernel WireGuard, else wireguard-go); false = the operator made it. */
+    manage: boolean;
+    /** UDP port the interface listens on (announced in the descriptor). */
+    listenPort: number;
+    /** WireGuard endpoint HOST:PORT returned to clients; empty = <announce host>:<listen_port>. */
     endpoint: string;
+    /** The gateway's own tunnel IPv4 address; empty = the first host of registration.ipv4_pool. */
+    tunnelIpv4: string;
+    /** The gateway's own tunnel IPv6 address; empty = the first host of registration.ipv6_pool. */
+    tunnelIpv6: string;
+    /** Exit, managed interface: forward clients' traffic to this interface, masqueraded; empty = clients reach only the gateway. */
+    uplink: string;
+    /** How the interface is driven: auto (UAPI socket if present, else wg), uapi, or wg. */
+    control: string;
+    /** Directory of userspace implementations' UAPI sockets. */
+    uapiDir: string;
+    /** The wireguard-go executable (managed interface on a kernel without WireGuard). */
+    wireguardGo: string;
+    /** Seconds between peer controller polls (usage, grants, idle peers). */
+    pollSec: number;
+    /** Remove a peer that had no handshake for this long, seconds; 0 = never. */
+    idleTimeoutSec: number;
+    /** persistent-keepalive for every peer, seconds; 0 = off. */
+    persistentKeepaliveSec: number;
   };
   collector: {
     enabled: boolean;
@@ -138,8 +162,23 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     ipv6Pool: 'fd00:1::/112',
     timestampToleranceSec: 30,
     mockBandwidthBytes: 1_073_741_824,
+    mockValiditySec: 2_592_000,
   },
-  wireguard: { interface: '', endpoint: '' },
+  wireguard: {
+    interface: '',
+    manage: false,
+    listenPort: 51820,
+    endpoint: '',
+    tunnelIpv4: '',
+    tunnelIpv6: '',
+    uplink: '',
+    control: 'auto',
+    uapiDir: '/var/run/wireguard',
+    wireguardGo: 'wireguard-go',
+    pollSec: 10,
+    idleTimeoutSec: 259_200,
+    persistentKeepaliveSec: 0,
+  },
   collector: { enabled: false, iface: 'lo', windowSec: 10, outDir: '' },
   log: { level: 'info' },
   shutdownGraceSec: 10,

@@ -7,7 +7,8 @@
  *     "lp": { "tcp": "host:port", "udp": "host:port" | null },
  *     "kem": { "algorithm": "ML-KEM-768", "kkt_code": 1, "key_hash_algorithm": "BLAKE3-256", "key_hash": "<64 hex>" },
  *     "roles": ["entry", "exit"],
- *     "wireguard": { "public_key": "<base64, 32 bytes>", "endpoint": "host:port" } | null,
+ *     "wireguard": { "public_key": "<base64, 32 bytes>", "endpoint": "host:port",
+ *                    "tunnel_ipv4": "<the gateway's own tunnel IPv4>", "tunnel_ipv6": "<… IPv6, RFC 5952>" } | null,
  *     "software_version": "0.1.0",
  *     "issued_at": <unix seconds>,
  *     "signature": "<128 hex: Ed25519>" }
@@ -23,13 +24,11 @@ import { version as softwareVersion } from '../version.js';
 import type { GatewayConfig, GatewayMode } from './config.js';
 import { formatHostPort, parseHostPort } from './config-load.js';
 import { GatewayError, GatewayErrorCode } from './errors.js';
-import { formatIp, parseIp } from './registration/allocator.js';
+import { AddressPool, formatIp, parseIp } from './registration/allocator.js';
 
 export const DESCRIPTOR_SCHEMA_VERSION = 1;
 /** Domain separation prefix of the signed bytes. */
 export const DESCRIPTOR_SIGNING_CONTEXT = 'lp-gateway descriptor v1\n';
-/** Default WireGuard port published when wireguard.endpoint is empty. */
-export const DEFAULT_WIREGUARD_PORT = 51820;
 
 export type GatewayRole = 'entry' | 'exit';
 
@@ -39,7 +38,7 @@ export interface GatewayDescriptor {
   lp: { tcp: string; udp: string | null };
   kem: { algorithm: 'ML-KEM-768'; kkt_code: 1; key_hash_algorithm: 'BLAKE3-256'; key_hash: string };
   roles: GatewayRole[];
-  wireguard: { public_key: string; endpoint: string } | null;
+  wireguard: { public_key: string; endpoint: string; tunnel_ipv4: string; tunnel_ipv6: string } | null;
   software_version: string;
   issued_at: number;
   signature: string;
@@ -53,7 +52,8 @@ export interface DescriptorParams {
   /** Announced LP UDP address, or null when UDP is off. */
   lpUdp: string | null;
   mode: GatewayMode;
-  wireguard: { publicKey: Uint8Array; endpoint: string } | null;
+  /** The gateway's WireGuard key, endpoint and own tunnel addresses (what a client pings through its tunnel). */
+  wireguard: { publicKey: Uint8Array; endpoint: string; tunnelIpv4: string; tunnelIpv6: string } | null;
   /** Defaults to the package version. */
   softwareVersion?: string;
   /** Unix seconds; defaults to now. */
@@ -130,7 +130,7 @@ export function announcedAddresses(config: GatewayConfig, bound: { tcpPort?: num
     const udp = parseHostPort(config.lp.udp);
     lpUdp = normalizeLpAddress(formatHostPort(announceHostFor(config.lp.announceHost, udp.host), bound.udpPort ?? udp.port));
   }
-  const wireguardEndpoint = config.wireguard.endpoint !== '' ? config.wireguard.endpoint : formatHostPort(tcpHost, DEFAULT_WIREGUARD_PORT);
+  const wireguardEndpoint = config.wireguard.endpoint !== '' ? config.wireguard.endpoint : formatHostPort(tcpHost, config.wireguard.listenPort);
   return { lpTcp, lpUdp, wireguardEndpoint: normalizeLpAddress(wireguardEndpoint) };
 }
 
@@ -138,10 +138,17 @@ export function rolesForMode(mode: GatewayMode): GatewayRole[] {
   return mode === 'both' ? ['entry', 'exit'] : [mode];
 }
 
+/** The gateway's own tunnel addresses (wireguard.tunnel_ipv4/6, else the first host of each pool), as text. */
+export function tunnelAddresses(config: GatewayConfig): { tunnelIpv4: string; tunnelIpv6: string } {
+  const v4 = AddressPool.parse(config.registration.ipv4Pool, 4, config.wireguard.tunnelIpv4);
+  const v6 = AddressPool.parse(config.registration.ipv6Pool, 6, config.wireguard.tunnelIpv6);
+  return { tunnelIpv4: formatIp(v4.gatewayAddress), tunnelIpv6: formatIp(v6.gatewayAddress) };
+}
+
 /** Descriptor parameters for this gateway's configuration (see announcedAddresses). */
 export function descriptorParamsFromConfig(config: GatewayConfig, wireguardPublicKey: Uint8Array, bound: { tcpPort?: number; udpPort?: number } = {}): DescriptorParams {
   const a = announcedAddresses(config, bound);
-  return { lpTcp: a.lpTcp, lpUdp: a.lpUdp, mode: config.mode, wireguard: { publicKey: wireguardPublicKey, endpoint: a.wireguardEndpoint } };
+  return { lpTcp: a.lpTcp, lpUdp: a.lpUdp, mode: config.mode, wireguard: { publicKey: wireguardPublicKey, endpoint: a.wireguardEndpoint, ...tunnelAddresses(config) } };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -159,7 +166,12 @@ export function buildDescriptor(params: DescriptorParams, suite: CryptoSuite, ke
     kem: { algorithm: 'ML-KEM-768', kkt_code: 1, key_hash_algorithm: 'BLAKE3-256', key_hash: toHex(keys.kemKeyHash) },
     roles: rolesForMode(params.mode),
     wireguard: params.wireguard
-      ? { public_key: Buffer.from(params.wireguard.publicKey).toString('base64'), endpoint: normalizeLpAddress(params.wireguard.endpoint) }
+      ? {
+          public_key: Buffer.from(params.wireguard.publicKey).toString('base64'),
+          endpoint: normalizeLpAddress(params.wireguard.endpoint),
+          tunnel_ipv4: canonicalIp(params.wireguard.tunnelIpv4, 4),
+          tunnel_ipv6: canonicalIp(params.wireguard.tunnelIpv6, 6),
+        }
       : null,
     software_version: params.softwareVersion ?? softwareVersion,
     issued_at: params.issuedAt ?? Math.floor(Date.now() / 1000),
@@ -167,6 +179,13 @@ export function buildDescriptor(params: DescriptorParams, suite: CryptoSuite, ke
   checkShape({ ...unsigned, signature: '0'.repeat(128) }); // never publish what verifyDescriptor would refuse
   const signature = suite.prims.ed25519Sign(keys.ed25519.secretKey, descriptorSigningBytes(unsigned));
   return { ...unsigned, signature: toHex(signature) };
+}
+
+/** Canonical text of an IP address (RFC 5952 for IPv6); throws LPGW_ERR_BAD_ADDRESS for anything else. */
+function canonicalIp(text: string, family: 4 | 6): string {
+  const ip = parseIp(text);
+  if (!ip || ip.family !== family) throw new GatewayError(GatewayErrorCode.BAD_ADDRESS, `'${text}' is not an IPv${family} address`);
+  return formatIp(ip.bytes);
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -218,9 +237,15 @@ function checkShape(d: unknown): GatewayDescriptor {
   const wg = d.wireguard;
   if (wg !== null) {
     if (!isObject(wg)) return malformed('wireguard must be an object or null');
-    exactKeys('wireguard: ', wg, ['public_key', 'endpoint']);
+    exactKeys('wireguard: ', wg, ['public_key', 'endpoint', 'tunnel_ipv4', 'tunnel_ipv6']);
     if (typeof wg.public_key !== 'string' || !B64_32.test(wg.public_key) || Buffer.from(wg.public_key, 'base64').length !== 32) malformed('wireguard.public_key must be a base64 32-byte key');
     address('wireguard.endpoint', wg.endpoint);
+    for (const [k, family] of [['tunnel_ipv4', 4], ['tunnel_ipv6', 6]] as const) {
+      const v = wg[k];
+      const ok = typeof v === 'string' && parseIp(v)?.family === family;
+      if (!ok) malformed(`wireguard.${k} must be an IPv${family} address`);
+      if (canonicalIp(v as string, family) !== v) malformed(`wireguard.${k} '${String(v)}' is not in canonical form`);
+    }
   }
   if (typeof d.software_version !== 'string' || !PRINTABLE.test(d.software_version)) malformed('software_version must be 1-64 printable ASCII characters');
   if (typeof d.issued_at !== 'number' || !Number.isSafeInteger(d.issued_at) || d.issued_at < 0) malformed('issued_at must be a non-negative integer (unix seconds)');

@@ -14,6 +14,19 @@ export const GatewayErrorCode = {
   POOL_EXHAUSTED: 'LPGW_ERR_POOL_EXHAUSTED',
   POOL_INVALID: 'LPGW_ERR_POOL_INVALID',
   WG_APPLY: 'LPGW_ERR_WG_APPLY',
+  /** A deregistration's proof of the WireGuard private key does not verify. */
+  DEREGISTER_PROOF: 'LPGW_ERR_DEREGISTER_PROOF',
+  /** A deregistration names a WireGuard key the gateway has no peer for. */
+  PEER_UNKNOWN: 'LPGW_ERR_PEER_UNKNOWN',
+  // WireGuard interface
+  /** Reading or configuring the WireGuard interface failed (UAPI socket or `wg`). */
+  WG_CONTROL: 'LPGW_ERR_WG_CONTROL',
+  /** Creating or configuring the managed interface failed (addresses, link state, forwarding policy). */
+  WG_INTERFACE: 'LPGW_ERR_WG_INTERFACE',
+  /** Neither kernel WireGuard nor wireguard-go is available for a managed interface. */
+  WG_UNAVAILABLE: 'LPGW_ERR_WG_UNAVAILABLE',
+  /** The interface's key or listen port differs from what the gateway announces. */
+  WG_MISMATCH: 'LPGW_ERR_WG_MISMATCH',
   // credentials
   CREDENTIAL_MALFORMED: 'LPGW_ERR_CREDENTIAL_MALFORMED',
   CREDENTIAL_REJECTED: 'LPGW_ERR_CREDENTIAL_REJECTED',

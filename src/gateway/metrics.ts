@@ -73,6 +73,27 @@ export class GatewayMetrics {
     },
   });
   readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket', registers: [this.registry] });
+  readonly wgPeers = new Gauge({ name: 'lp_wg_peers', help: 'Registered WireGuard peers (after the last poll)', registers: [this.registry] });
+  readonly wgTransfer = new Counter({
+    name: 'lp_wg_transfer_bytes_total',
+    help: 'Bytes through the WireGuard interface counted against grants: rx = received from peers, tx = sent to peers',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly wgRemovals = new Counter({
+    name: 'lp_wg_peer_removals_total',
+    help: 'WireGuard peers removed, by reason: bandwidth (grant used up), expired, idle, deregistered, unknown (not in the registry)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly wgPolls = new Counter({ name: 'lp_wg_polls_total', help: 'Peer controller polls of the WireGuard device, by result', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly wgPollDuration = new Histogram({
+    name: 'lp_wg_poll_duration_seconds',
+    help: 'One peer controller poll: device read, accounting, removals',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly wgReapplied = new Counter({ name: 'lp_wg_peers_reapplied_total', help: 'Registered peers found missing from the device and applied again', registers: [this.registry] });
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lp_' });

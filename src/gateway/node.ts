@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { GatewayAppHandler } from './app-handler.js';
 import type { GatewayConfig } from './config.js';
 import { parseHostPort } from './config-load.js';
-import { announcedAddresses, buildDescriptor, type GatewayDescriptor } from './descriptor.js';
+import { announcedAddresses, buildDescriptor, tunnelAddresses, type GatewayDescriptor } from './descriptor.js';
 import { Directory } from './directory.js';
 import { Dispatcher } from './dispatcher.js';
 import { Forwarder } from './forwarder.js';
@@ -27,7 +27,7 @@ import { RegistrationService } from './registration/service.js';
 import { RegistrationStore } from './registration/store.js';
 import { scheduleSerialPruning } from './registration/serial-pruning.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
-import { NullPeerApplier, WgCliPeerApplier, type PeerApplier } from './registration/wireguard.js';
+import { WireguardPlane } from './wireguard/plane.js';
 import { LocalShard, resolveShardCount, type Shard } from './shard.js';
 import { prometheusShardMetrics } from './shard-metrics.js';
 import { WorkerShard } from './worker-shard.js';
@@ -38,6 +38,7 @@ export interface RunningGateway {
   readonly addresses: { lpTcp: string; lpUdp: string | null; http: string };
   readonly metrics: GatewayMetrics;
   readonly forwarder: Forwarder | null;
+  readonly wireguard: WireguardPlane;
   descriptor(): GatewayDescriptor;
   stats(): Record<string, unknown>;
   /** Stop accepting, finish in-flight work (up to the grace period), close the database. */
@@ -75,13 +76,27 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const store = RegistrationStore.open(config.dataDir, { logger });
   let verifier: CredentialVerifier;
   if (config.registration.credentialVerifier === 'mock') {
-    verifier = new MockVerifier({ bandwidthBytes: BigInt(config.registration.mockBandwidthBytes) });
+    verifier = new MockVerifier({ bandwidthBytes: BigInt(config.registration.mockBandwidthBytes), validitySec: config.registration.mockValiditySec });
     logger.warn('credential verifier is MOCK: any well-formed credential is accepted (tests and localnets only)');
   } else {
     verifier = new TicketVerifier({ issuers: config.registration.ticketIssuers.map((h) => fromHex(h)), ledger: store });
     if (config.registration.ticketIssuers.length === 0) logger.warn('no ticket issuers configured: every registration will be refused (set registration.ticket_issuers, or --mock-ecash for tests)');
   }
-  const applier: PeerApplier = config.wireguard.interface ? new WgCliPeerApplier({ interface: config.wireguard.interface }) : new NullPeerApplier();
+  const allocator = new AddressAllocator({
+    ipv4Pool: config.registration.ipv4Pool,
+    ipv6Pool: config.registration.ipv6Pool,
+    gatewayIpv4: config.wireguard.tunnelIpv4,
+    gatewayIpv6: config.wireguard.tunnelIpv6,
+  });
+  // WireGuard: the interface (managed, or the operator's, checked), then every stored peer re-applied.
+  let plane: WireguardPlane;
+  try {
+    plane = await WireguardPlane.open({ config, keys: wireguard, store, pools: { ipv4: allocator.ipv4, ipv6: allocator.ipv6 }, metrics, logger: logger.child({ component: 'wireguard' }) });
+    await plane.start();
+  } catch (e) {
+    store.close();
+    throw e;
+  }
 
   // Listeners first (port 0 → real ports), then everything that announces them.
   const tcpBind = parseHostPort(config.lp.tcp);
@@ -90,13 +105,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const registration = new RegistrationService({
     store,
     verifier,
-    allocator: new AddressAllocator({ ipv4Pool: config.registration.ipv4Pool, ipv6Pool: config.registration.ipv6Pool }),
-    applier,
-    wireguard: { publicKey: wireguard.publicKey, endpoint: socketAddress(wgEndpoint) },
+    allocator,
+    applier: plane.applier,
+    wireguard: { publicKey: wireguard.publicKey, secretKey: wireguard.secretKey, endpoint: socketAddress(wgEndpoint) },
     timestampToleranceSec: config.registration.timestampToleranceSec,
     logger: logger.child({ component: 'registration' }),
+    onDeregistered: () => plane.onDeregistered(),
   });
-  await registration.start();
 
   const directory = isEntry ? new Directory({ peers: config.directory.peers, topology: config.directory.topology, refreshSec: config.directory.refreshSec, ownIdentity: keys.ed25519.publicKey }, suite, logger.child({ component: 'directory' })) : null;
   if (directory) {
@@ -155,7 +170,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       lpTcp,
       lpUdp,
       mode: config.mode,
-      wireguard: { publicKey: wireguard.publicKey, endpoint: wgEndpoint },
+      wireguard: { publicKey: wireguard.publicKey, endpoint: wgEndpoint, ...tunnelAddresses(config) },
     },
     suite,
     keys,
@@ -213,6 +228,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       metrics,
       descriptor: () => descriptor,
       stats,
+      wireguard: () => plane.view(),
       extraRoutes: async (app) => {
         stream = registerCollectorRoutes(app, collector);
         await opts.extraRoutes?.(app);
@@ -232,6 +248,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     addresses: { lpTcp: fmt(tcpAddr), lpUdp: udpAddr ? fmt(udpAddr) : null, http },
     metrics,
     forwarder,
+    wireguard: plane,
     descriptor: () => descriptor,
     stats,
     stop(): Promise<void> {
@@ -248,6 +265,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await api.close();
         forwarder?.close();
         for (const s of shards) s.close();
+        await plane.stop();
         store.close();
         logger.info('gateway stopped');
       })();

@@ -188,6 +188,8 @@ const APP_SAMPLES: Record<string, AppMessage> = {
   'error without retry': { kind: 'error', error: { code: 'LP_ERR_X', message: '', retryAfterMs: null } },
   ping: { kind: 'ping', payload: fill(8, 16) },
   pong: { kind: 'pong', payload: EMPTY },
+  deregister: { kind: 'deregister', request: { wgPublicKey: fill(9, 32), proof: fill(10, 32) } },
+  deregistered: { kind: 'deregistered', wgPublicKey: fill(9, 32) },
 };
 
 // =====================================================================================================
@@ -373,7 +375,7 @@ describe('structured contents: strict decoders', () => {
 
   test('AppMessage: bad enum tags are LP_ERR_DECODE_BAD_ENUM', () => {
     const ping = encodeAppMessage({ kind: 'ping', payload: EMPTY });
-    for (const tag of [7, 8, 0xffffffff]) assertLpError(() => decodeAppMessage(patched(ping, 0, u32le(tag), u32le(5))), LpErrorCode.DECODE_BAD_ENUM, `AppMessage tag ${tag}`);
+    for (const tag of [9, 10, 0xffffffff]) assertLpError(() => decodeAppMessage(patched(ping, 0, u32le(tag), u32le(5))), LpErrorCode.DECODE_BAD_ENUM, `AppMessage tag ${tag}`);
     const dvpn = encodeAppMessage(APP_SAMPLES['register dvpn/mock'] as AppMessage);
     // register: tag u32 ‖ RegistrationMode u32 @4 ‖ key[32] ‖ Credential u32 @40 ‖ blob len u64 @44 ‖ blob[3] @52 ‖ TicketType u32 @55 ‖ timestamp u64
     assertLpError(() => decodeAppMessage(patched(dvpn, 4, u32le(2), u32le(0))), LpErrorCode.DECODE_BAD_ENUM, 'RegistrationMode');
@@ -774,7 +776,7 @@ describe('sessions: replay, old counters, tampering', () => {
     const gws = gw.sessions.get(client.receiverIndex) as Session;
     assertLpError(() => gws.receive(client.seal(MessageType.EncryptedData, fill(1, 10))), LpErrorCode.NOISE_BAD_MESSAGE, 'shorter than a Noise tag');
     assertLpError(() => gws.receive(client.seal(MessageType.EncryptedData, fill(1, 40))), LpErrorCode.NOISE_DECRYPT);
-    assertLpError(() => gws.receive(client.sendRaw(new Uint8Array(u32le(7)))), LpErrorCode.DECODE_BAD_ENUM);
+    assertLpError(() => gws.receive(client.sendRaw(new Uint8Array(u32le(9)))), LpErrorCode.DECODE_BAD_ENUM);
     assertLpError(() => gws.receive(client.sendRaw(append(encodeAppMessage({ kind: 'ping', payload: EMPTY }), 0))), LpErrorCode.DECODE_TRAILING_BYTES);
     assertLpError(() => gws.receive(client.sendRaw(new Uint8Array([5, 0, 0]))), LpErrorCode.DECODE_TRUNCATED);
     assertLpError(() => gws.receive(client.seal(MessageType.SubsessionKK1, fill(0, 3))), LpErrorCode.DECODE_TRUNCATED, 'KK1 payload');

@@ -167,6 +167,7 @@ describe('flags', () => {
       '--topology', 'topo.json',
       '--announce-host', '192.0.2.1',
       '--wg-interface', 'wg0',
+      '--wg-manage',
       '--collector',
       '--collector-iface', 'eth0',
       '--log-level', 'debug',
@@ -179,7 +180,7 @@ describe('flags', () => {
       mode: 'entry',
       registration: { credentialVerifier: 'mock' },
       directory: { peers: ['http://10.0.0.2:8080'], topology: 'topo.json' },
-      wireguard: { interface: 'wg0' },
+      wireguard: { interface: 'wg0', manage: true },
       collector: { enabled: true, iface: 'eth0' },
       log: { level: 'debug' },
     });
@@ -297,6 +298,19 @@ describe('validation', () => {
     rejects(() => load({ env: { LPGW_FORWARD_BACKOFF_MAX_MS: '100' } }), 'forward.backoff_max_ms', 'LPGW_FORWARD_BACKOFF_MAX_MS');
     rejects(() => load({ env: { LPGW_HTTP_LISTEN: '0.0.0.0:41264' } }), 'http.listen: port 41264 is also the LP TCP port');
     assert.equal(load({ env: { LPGW_LP_ANNOUNCE_HOST: '[fd00::5]' } }).lp.announceHost, '[fd00::5]');
+  });
+
+  test('WireGuard: interface names that are not options, manage needs an interface, uplink needs manage, tunnel addresses in the pools', () => {
+    rejects(() => load({ env: { LPGW_WIREGUARD_INTERFACE: '--help' } }), "wireguard.interface: expected an interface name", "not starting with '-'");
+    rejects(() => load({ env: { LPGW_WIREGUARD_INTERFACE: 'wg:0' } }), 'wireguard.interface:');
+    rejects(() => load({ env: { LPGW_WIREGUARD_MANAGE: 'true' } }), 'wireguard.manage: true needs wireguard.interface', '(from LPGW_WIREGUARD_MANAGE)');
+    rejects(() => load({ env: { LPGW_WIREGUARD_INTERFACE: 'wg0', LPGW_WIREGUARD_UPLINK: 'eth0' } }), 'wireguard.uplink: forwarding is set up only for a managed interface');
+    rejects(() => load({ env: { LPGW_WIREGUARD_TUNNEL_IPV4: '10.2.0.1' } }), 'wireguard.tunnel_ipv4:', 'not a usable host address of the pool 10.1.0.0/16', 'pool from defaults');
+    rejects(() => load({ env: { LPGW_WIREGUARD_TUNNEL_IPV6: '10.1.0.1' } }), 'wireguard.tunnel_ipv6: expected an IPv6 address');
+    rejects(() => load({ env: { LPGW_WIREGUARD_LISTEN_PORT: '0' } }), 'wireguard.listen_port');
+    rejects(() => load({ env: { LPGW_WIREGUARD_CONTROL: 'netlink' } }), 'wireguard.control: expected one of auto, uapi, wg');
+    const ok = load({ env: { LPGW_WIREGUARD_INTERFACE: 'wg0', LPGW_WIREGUARD_MANAGE: 'yes', LPGW_WIREGUARD_UPLINK: 'eth0', LPGW_WIREGUARD_TUNNEL_IPV4: '10.1.255.254', LPGW_WIREGUARD_POLL_SEC: '1' } });
+    assert.deepEqual([ok.wireguard.manage, ok.wireguard.uplink, ok.wireguard.tunnelIpv4, ok.wireguard.pollSec], [true, 'eth0', '10.1.255.254', 1]);
   });
 
   test('all problems are reported together; file problems are config errors', () => {

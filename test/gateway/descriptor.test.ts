@@ -25,7 +25,7 @@ import { gatewayKeys, otherGatewayKeys, fill } from '../helpers/fixtures.js';
 const wgPublic = defaultSuite.prims.x25519FromSecret(fill(9, 32)).publicKey;
 
 function sample(over: Partial<Parameters<typeof buildDescriptor>[0]> = {}): GatewayDescriptor {
-  return buildDescriptor({ lpTcp: '192.0.2.10:41264', lpUdp: '192.0.2.10:51264', mode: 'both', wireguard: { publicKey: wgPublic, endpoint: '192.0.2.10:51820' }, issuedAt: 1_700_000_000, ...over }, defaultSuite, gatewayKeys);
+  return buildDescriptor({ lpTcp: '192.0.2.10:41264', lpUdp: '192.0.2.10:51264', mode: 'both', wireguard: { publicKey: wgPublic, endpoint: '192.0.2.10:51820', tunnelIpv4: '10.1.0.1', tunnelIpv6: 'fd00:1::1' }, issuedAt: 1_700_000_000, ...over }, defaultSuite, gatewayKeys);
 }
 
 const clone = (d: GatewayDescriptor): Record<string, unknown> => JSON.parse(JSON.stringify(d)) as Record<string, unknown>;
@@ -129,7 +129,10 @@ describe('tampering', () => {
       ['bad roles', { ...clone(sample()), roles: ['relay'] }],
       ['empty roles', { ...clone(sample()), roles: [] }],
       ['duplicate roles', { ...clone(sample()), roles: ['exit', 'exit'] }],
-      ['bad wireguard key', { ...clone(sample()), wireguard: { public_key: 'abc', endpoint: '192.0.2.10:51820' } }],
+      ['bad wireguard key', { ...clone(sample()), wireguard: { public_key: 'abc', endpoint: '192.0.2.10:51820', tunnel_ipv4: '10.1.0.1', tunnel_ipv6: 'fd00:1::1' } }],
+      ['wireguard without tunnel addresses', { ...clone(sample()), wireguard: { public_key: sample().wireguard?.public_key, endpoint: '192.0.2.10:51820' } }],
+      ['IPv6 as tunnel_ipv4', { ...clone(sample()), wireguard: { ...sample().wireguard, tunnel_ipv4: 'fd00:1::1' } }],
+      ['uncanonical tunnel_ipv6', { ...clone(sample()), wireguard: { ...sample().wireguard, tunnel_ipv6: 'FD00:1:0::1' } }],
       ['float issued_at', { ...clone(sample()), issued_at: 1.5 }],
       ['string issued_at', { ...clone(sample()), issued_at: '1700000000' }],
       ['short signature', { ...clone(sample()), signature: 'ab' }],
@@ -146,7 +149,7 @@ describe('canonical form', () => {
     const d = sample();
     const reordered = {
       signature: d.signature,
-      wireguard: d.wireguard ? { endpoint: d.wireguard.endpoint, public_key: d.wireguard.public_key } : null,
+      wireguard: d.wireguard ? { tunnel_ipv6: d.wireguard.tunnel_ipv6, endpoint: d.wireguard.endpoint, tunnel_ipv4: d.wireguard.tunnel_ipv4, public_key: d.wireguard.public_key } : null,
       software_version: d.software_version,
       roles: d.roles,
       lp: { udp: d.lp.udp, tcp: d.lp.tcp },
@@ -190,7 +193,12 @@ describe('addresses', () => {
     const params = descriptorParamsFromConfig(cfg({ announceHost: '198.51.100.7' }), wgPublic);
     const d = buildDescriptor(params, defaultSuite, gatewayKeys);
     assert.equal(d.lp.tcp, '198.51.100.7:41264');
-    assert.deepEqual(d.wireguard, { public_key: Buffer.from(wgPublic).toString('base64'), endpoint: '198.51.100.7:51820' });
+    assert.deepEqual(d.wireguard, { public_key: Buffer.from(wgPublic).toString('base64'), endpoint: '198.51.100.7:51820', tunnel_ipv4: '10.1.0.1', tunnel_ipv6: 'fd00:1::1' });
+    // the endpoint's port is the interface's listen port unless an endpoint is configured
+    assert.equal(announcedAddresses(cfg({}, { listenPort: 51999 })).wireguardEndpoint, '127.0.0.1:51999');
+    const own = buildDescriptor(descriptorParamsFromConfig({ ...cfg({}), wireguard: { ...DEFAULT_CONFIG.wireguard, tunnelIpv4: '10.1.0.9', tunnelIpv6: 'fd00:1::abcd' } }, wgPublic), defaultSuite, gatewayKeys);
+    assert.equal(own.wireguard?.tunnel_ipv4, '10.1.0.9');
+    assert.equal(own.wireguard?.tunnel_ipv6, 'fd00:1::abcd');
     assert.deepEqual(verifyDescriptor(clone(d), defaultSuite), d);
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Registration (PRODUCT.md §2): address allocation and idempotency, pool exhaustion, mixnet, both
- * credential verifiers (every ticket refusal), restart safety after SIGKILL, the `wg` CLI applier against a
- * fake `wg`, and the `tickets` CLI commands.
+ * credential verifiers (every ticket refusal), grants and deregistration, migrations, restart safety after
+ * SIGKILL, the `wg` tool device against a fake `wg` (fault injection and what reaches its command line;
+ * the real thing runs in test/wireguard), and the `tickets` CLI commands.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +30,7 @@ import { wireguardPsk } from '../../src/core/handshake/key-schedule.js';
 import { GatewayError } from '../../src/gateway/errors.js';
 import { AddressAllocator, AddressPool, formatIp, parseIp } from '../../src/gateway/registration/allocator.js';
 import { RegistrationService, type RegistrationServiceOptions } from '../../src/gateway/registration/service.js';
-import { RegistrationStore, STORE_SCHEMA_VERSION } from '../../src/gateway/registration/store.js';
+import { MIGRATIONS, RegistrationStore, STORE_SCHEMA_VERSION } from '../../src/gateway/registration/store.js';
 import {
   type IssuerKey,
   formatTicketLine,
@@ -41,7 +42,9 @@ import {
   readTicketFile,
 } from '../../src/gateway/registration/tickets.js';
 import { MOCK_BANDWIDTH_BYTES, MockVerifier, TicketVerifier, type CredentialVerifier } from '../../src/gateway/registration/verifiers.js';
-import { WgCliPeerApplier, type PeerApplier } from '../../src/gateway/registration/wireguard.js';
+import { DevicePeerApplier, type PeerApplier } from '../../src/gateway/wireguard/peer-applier.js';
+import { PeerController } from '../../src/gateway/wireguard/peer-controller.js';
+import { WgToolDevice } from '../../src/gateway/wireguard/wg-tool-device.js';
 import { ticketsIssueCommand, ticketsIssuerInitCommand } from '../../src/cli/commands/tickets.js';
 import { UsageError } from '../../src/cli/command.js';
 
@@ -60,7 +63,10 @@ const ip = (s: string): Uint8Array => parseIp(s)?.bytes ?? assert.fail(`bad ip $
 
 const issuer: IssuerKey = issuerKeyFromSeed(new Uint8Array(32).fill(0x11), prims);
 const otherIssuer: IssuerKey = issuerKeyFromSeed(new Uint8Array(32).fill(0x22), prims);
-const WG = { publicKey: key(0xaa), endpoint: { family: 4 as const, address: new Uint8Array([192, 0, 2, 1]), port: 51820 } };
+const gatewayWg = prims.x25519FromSecret(new Uint8Array(32).fill(0xab));
+const WG = { publicKey: gatewayWg.publicKey, secretKey: gatewayWg.secretKey, endpoint: { family: 4 as const, address: new Uint8Array([192, 0, 2, 1]), port: 51820 } };
+/** Always 0: every random draw hits the gateway's own offset, so the allocator falls back to its k-th-free walk with k = 0 — lowest free first, which makes addresses predictable in tests. */
+const lowestFirst = (o: { ipv4Pool?: string; ipv6Pool?: string } = {}): AddressAllocator => new AddressAllocator({ ...o, randomBelow: () => 0 });
 
 function ticket(opts: { type?: TicketType; bandwidth?: bigint; expiry?: number; by?: IssuerKey } = {}): BandwidthTicket {
   return mintTicket(opts.by ?? issuer, { ticketType: opts.type ?? TicketType.V1WireguardEntry, bandwidthBytes: opts.bandwidth ?? 5n * GiB, expiry: BigInt(opts.expiry ?? NOW + 3600) }, prims);
@@ -81,7 +87,7 @@ interface Gw {
 function gateway(verifier: 'mock' | 'ticket', opts: Partial<RegistrationServiceOptions> & { dir?: string; applier?: PeerApplier } = {}): Gw {
   const store = RegistrationStore.open(opts.dir ?? newDir());
   const v: CredentialVerifier = verifier === 'mock' ? new MockVerifier() : new TicketVerifier({ issuers: [issuer.publicKey], ledger: store, prims });
-  const service = new RegistrationService({ store, verifier: v, wireguard: WG, ...opts });
+  const service = new RegistrationService({ store, verifier: v, wireguard: WG, allocator: lowestFirst(), ...opts });
   return {
     store,
     service,
@@ -116,6 +122,10 @@ describe('address pools', () => {
     assert.equal(formatIp(a.ipv6.gatewayAddress), 'fd00:1::1');
     assert.equal(a.ipv4.capacity, 65533); // .0 network, .1 gateway, .255.255 broadcast
     assert.equal(a.ipv6.capacity, 65534); // ::0 and ::1 reserved, no broadcast
+    assert.equal(formatIp(AddressPool.parse('10.1.0.0/16', 4, '10.1.200.7').gatewayAddress), '10.1.200.7');
+    for (const [cidr, fam, gw] of [['10.1.0.0/16', 4, '10.2.0.1'], ['10.1.0.0/16', 4, '10.1.0.0'], ['10.1.0.0/16', 4, '10.1.255.255'], ['10.1.0.0/16', 4, 'fd00::1'], ['fd00:1::/112', 6, 'fd00:2::1']] as const) {
+      assert.throws(() => AddressPool.parse(cidr, fam, gw), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_POOL_INVALID', `${cidr} ${gw}`);
+    }
     assert.equal(AddressPool.parse('fd00:0001:0000::/64', 6).cidr, 'fd00:1::/64');
     assert.equal(AddressPool.parse('fd00::/64', 6).lastOffset, 2 ** 32 - 1);
     for (const [cidr, fam] of [['10.1.0.5/16', 4], ['10.1.0.0/31', 4], ['10.1.0.0', 4], ['fd00::/112', 4], ['10.0.0.0/8', 6], ['fd00::/127', 6], ['nonsense/8', 4]] as const) {
@@ -135,12 +145,12 @@ describe('address pools', () => {
 });
 
 describe('dVPN and mixnet registration (mock verifier)', () => {
-  test('lowest-free allocation, idempotent re-registration, GatewayData and bandwidth', async () => {
+  test('allocation (lowest-free under injected randomness), idempotent re-registration, GatewayData and bandwidth', async () => {
     const gw = gateway('mock');
     assertAddresses(await gw.register(dvpn(1)), '10.1.0.2', 'fd00:1::2');
     const r2 = await gw.register(dvpn(2));
     assertAddresses(r2, '10.1.0.3', 'fd00:1::3');
-    assert.deepEqual(r2.gatewayData?.publicKey, WG.publicKey);
+    assert.deepEqual(r2.gatewayData?.publicKey, new Uint8Array(WG.publicKey));
     assert.deepEqual(r2.gatewayData?.endpoint, WG.endpoint);
     assert.equal(r2.allocatedBandwidth, MOCK_BANDWIDTH_BYTES);
 
@@ -148,7 +158,9 @@ describe('dVPN and mixnet registration (mock verifier)', () => {
     assertAddresses(again, '10.1.0.2', 'fd00:1::2');
     assert.equal(gw.store.getPeer(key(1))?.registrations, 2);
     assert.equal(gw.store.getPeer(key(1))?.psk, null, 'no WireGuard interface: the PSK is not stored');
-    assert.equal(gw.store.totalBandwidth('dvpn', key(1)), 2n * MOCK_BANDWIDTH_BYTES);
+    assert.equal(gw.store.totalBandwidth('dvpn', key(1)), 2n * MOCK_BANDWIDTH_BYTES, 'the credential history has both');
+    assert.equal(gw.store.getPeer(key(1))?.grantedBytes, MOCK_BANDWIDTH_BYTES, 'a mock grant does not stack');
+    assert.equal(again.allocatedBandwidth, MOCK_BANDWIDTH_BYTES);
     assert.deepEqual(gw.store.counts(), { dvpnPeers: 2, mixnetClients: 0, allocations: 4, spentSerials: 0, bandwidthGrants: 3 });
 
     // a freed address is the lowest free one again
@@ -173,7 +185,7 @@ describe('dVPN and mixnet registration (mock verifier)', () => {
   test('pool exhaustion is LPGW_ERR_POOL_EXHAUSTED and leaves no trace; known keys still work', async () => {
     const results: [string, string | null][] = [];
     const gw = gateway('ticket', {
-      allocator: new AddressAllocator({ ipv4Pool: '10.9.0.0/29', ipv6Pool: 'fd00:9::/125' }), // 5 IPv4 clients, 6 IPv6
+      allocator: lowestFirst({ ipv4Pool: '10.9.0.0/29', ipv6Pool: 'fd00:9::/125' }), // 5 IPv4 clients, 6 IPv6
       onResult: (mode, result, code) => results.push([`${mode}:${result}`, code]),
     });
     for (let n = 1; n <= 5; n++) assertAddresses(await gw.register(dvpn(n, asCredential(ticket()))), `10.9.0.${n + 1}`, `fd00:9::${n + 1}`);
@@ -195,7 +207,7 @@ describe('dVPN and mixnet registration (mock verifier)', () => {
     const gw = gateway('mock', { dir });
     assertAddresses(await gw.register(dvpn(1)), '10.1.0.2', 'fd00:1::2');
     gw.store.close();
-    const gw2 = gateway('mock', { dir, allocator: new AddressAllocator({ ipv4Pool: '10.1.0.0/24', ipv6Pool: 'fd00:1::/120' }) });
+    const gw2 = gateway('mock', { dir, allocator: lowestFirst({ ipv4Pool: '10.1.0.0/24', ipv6Pool: 'fd00:1::/120' }) });
     assertAddresses(await gw2.register(dvpn(2)), '10.1.0.3', 'fd00:1::3');
     assertAddresses(await gw2.register(dvpn(1)), '10.1.0.2', 'fd00:1::2'); // known keys keep their addresses
     gw2.store.close();
@@ -320,21 +332,43 @@ describe('store', () => {
     assert.throws(() => RegistrationStore.open(dir), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_STORE_SCHEMA' && /newer/.test(e.message));
   });
 
-  test('migration v1 → v2 backfills the free offsets of existing pools', async () => {
+  test('migration v2 → v3: peers get their grants (sum of grants, latest ticket expiry) and random allocation takes over', async () => {
     const dir = newDir();
-    const gw = gateway('mock', { dir });
-    for (let n = 1; n <= 4; n++) await gw.register(dvpn(n)); // offsets 2..5
-    gw.store.transaction(() => gw.store.deletePeer(key(2))); // offset 3 freed
-    gw.store.close();
+    mkdirSync(dir, { recursive: true });
     const raw = new Database(join(dir, 'gateway.sqlite'));
-    raw.exec('DROP TRIGGER address_allocations_release; DROP TABLE released_offsets; DROP TABLE pool_state; PRAGMA user_version = 1;');
+    for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
+      raw.exec(sql);
+      raw.pragma(`user_version = ${i + 1}`);
+    }
+    const blob = (u: Uint8Array): Buffer => Buffer.from(u);
+    const t = ticket({ expiry: NOW + 7 * 86_400 });
+    raw.prepare('INSERT INTO dvpn_peers (wg_public_key, ipv4, ipv6, psk, registered_at, updated_at, registrations) VALUES (?, ?, ?, NULL, ?, ?, 2)').run(blob(key(1)), blob(ip('10.1.0.2')), blob(ip('fd00:1::2')), NOW - 100, NOW - 50);
+    raw.prepare('INSERT INTO dvpn_peers (wg_public_key, ipv4, ipv6, psk, registered_at, updated_at, registrations) VALUES (?, ?, ?, NULL, ?, ?, 1)').run(blob(key(2)), blob(ip('10.1.0.3')), blob(ip('fd00:1::3')), NOW - 100, NOW - 100);
+    raw.prepare("INSERT INTO spent_serials VALUES (?, ?, ?, ?, ?, ?)").run(blob(t.issuerKeyId), blob(t.serial), t.ticketType, t.bandwidthBytes, t.expiry, NOW - 50);
+    const grant = raw.prepare("INSERT INTO bandwidth_grants (mode, subject, ticket_type, credential, issuer_key_id, serial, bandwidth_bytes, granted_at) VALUES ('dvpn', ?, 2, ?, ?, ?, ?, ?)");
+    grant.run(blob(key(1)), 'mock', null, null, GiB, NOW - 100);
+    grant.run(blob(key(1)), 'ticket', blob(t.issuerKeyId), blob(t.serial), t.bandwidthBytes, NOW - 50);
+    grant.run(blob(key(2)), 'mock', null, null, GiB, NOW - 100);
+    raw.prepare('INSERT INTO address_allocations VALUES (?, ?, 4, ?, ?, ?)').run('10.1.0.0/16', 2, blob(ip('10.1.0.2')), blob(key(1)), NOW);
+    raw.prepare('INSERT INTO address_allocations VALUES (?, ?, 6, ?, ?, ?)').run('fd00:1::/112', 2, blob(ip('fd00:1::2')), blob(key(1)), NOW);
+    raw.prepare('INSERT INTO address_allocations VALUES (?, ?, 4, ?, ?, ?)').run('10.1.0.0/16', 3, blob(ip('10.1.0.3')), blob(key(2)), NOW);
+    raw.prepare('INSERT INTO address_allocations VALUES (?, ?, 6, ?, ?, ?)').run('fd00:1::/112', 3, blob(ip('fd00:1::3')), blob(key(2)), NOW);
     raw.close();
-    const gw2 = gateway('mock', { dir });
-    assert.equal(gw2.store.schemaVersion, STORE_SCHEMA_VERSION);
-    assertAddresses(await gw2.register(dvpn(7)), '10.1.0.3', 'fd00:1::3');
-    assertAddresses(await gw2.register(dvpn(8)), '10.1.0.6', 'fd00:1::6');
-    assertAddresses(await gw2.register(dvpn(1)), '10.1.0.2', 'fd00:1::2');
-    gw2.store.close();
+
+    const gw = gateway('mock', { dir });
+    assert.equal(gw.store.schemaVersion, STORE_SCHEMA_VERSION);
+    const p1 = gw.store.getPeer(key(1));
+    assert.equal(p1?.grantedBytes, GiB + t.bandwidthBytes);
+    assert.equal(p1?.expiresAt, NOW + 7 * 86_400, "the ticket's expiry");
+    assert.equal(p1?.rxBytes, 0n);
+    assert.equal(gw.store.getPeer(key(2))?.expiresAt, NOW - 100 + 30 * 86_400, 'mock grants: 30 days after the last registration');
+    // the v2 bookkeeping is gone; allocation skips the migrated peers' addresses
+    assertAddresses(await gw.register(dvpn(3)), '10.1.0.4', 'fd00:1::4');
+    assertAddresses(await gw.register(dvpn(1)), '10.1.0.2', 'fd00:1::2');
+    const tables = new Database(join(dir, 'gateway.sqlite'), { readonly: true });
+    assert.deepEqual(tables.prepare("SELECT name FROM sqlite_master WHERE name IN ('pool_state', 'released_offsets')").all(), []);
+    tables.close();
+    gw.store.close();
   });
 
   test('restart safety: a registration committed before SIGKILL survives', async () => {
@@ -354,33 +388,45 @@ describe('store', () => {
       assert.fail(`unexpected child output: ${line}`);
     }
     assert.equal(await exited, 'SIGKILL');
-    assert.deepEqual(committed, { ipv4: toHex(ip('10.1.0.2')), ipv6: toHex(ip('fd00:1::2')) });
+    assert.ok(committed, 'the child committed a registration');
+    const addr = { ipv4: formatIp(Buffer.from(committed.ipv4, 'hex')), ipv6: formatIp(Buffer.from(committed.ipv6, 'hex')) };
     assert.ok(existsSync(join(dir, 'gateway.sqlite-wal')), 'the commit sits in the WAL, not yet checkpointed');
 
     const gw = gateway('ticket', { dir });
     assert.deepEqual(gw.store.getPeer(key(5))?.psk, psk(5), 'the PSK was kept for re-applying the peer');
-    assertAddresses(await gw.register(dvpn(5, asCredential(ticket()))), '10.1.0.2', 'fd00:1::2');
+    assertAddresses(await gw.register(dvpn(5, asCredential(ticket()))), addr.ipv4, addr.ipv6);
     assertRefused(await gw.register(dvpn(6, asCredential(t))), 'LPGW_ERR_TICKET_SPENT');
-    assertAddresses(await gw.register(dvpn(6, asCredential(ticket()))), '10.1.0.3', 'fd00:1::3');
+    const other = await gw.register(dvpn(6, asCredential(ticket())));
+    assert.equal(other.success, true);
+    assert.notEqual(formatIp(other.gatewayData?.privateIpv4 ?? new Uint8Array(4)), addr.ipv4, 'the committed address stays taken');
     gw.store.close();
   });
 });
 
-describe('wg CLI applier (fake wg on PATH)', () => {
+describe('wg tool device (fake wg on PATH: fault injection and what reaches the command line)', () => {
   const bin = join(root, 'fake-bin');
   const log = join(root, 'fake-wg.log');
   const failFlag = join(root, 'fake-wg.fail');
+  const privateDir = join(root, 'wg-private');
   mkdirSync(bin, { recursive: true });
-  // records argv (one argument per line) and stdin of every call; fails while failFlag exists
+  // records argv, and the mode and content of any argument that is a file at call time; `show … dump`
+  // prints an interface with no peers; fails while failFlag exists
   writeFileSync(
     join(bin, 'wg'),
-    `#!/bin/sh\n{ echo "=== argv"; for a in "$@"; do echo "$a"; done; echo "=== stdin"; cat; echo "=== end"; } >> '${log}'\n[ -e '${failFlag}' ] && { echo "Unable to modify interface: Operation not permitted" >&2; exit 1; }\nexit 0\n`,
+    `#!/bin/sh
+{ echo "=== argv"; for a in "$@"; do echo "$a"; done
+  for a in "$@"; do if [ -f "$a" ]; then echo "=== file $(stat -c %a "$a")"; cat "$a"; fi; done; echo "=== end"; } >> '${log}'
+[ -e '${failFlag}' ] && { echo "Unable to modify interface: Operation not permitted" >&2; exit 1; }
+[ "$1" = show ] && printf '(none)\\t${Buffer.from(gatewayWg.publicKey).toString('base64')}\\t51820\\toff\\n'
+exit 0
+`,
   );
   chmodSync(join(bin, 'wg'), 0o755);
 
   interface Call {
     argv: string[];
-    stdin: string;
+    fileMode: string | null;
+    file: string;
   }
   const calls = (): Call[] =>
     existsSync(log)
@@ -388,8 +434,9 @@ describe('wg CLI applier (fake wg on PATH)', () => {
           .split('=== argv\n')
           .slice(1)
           .map((chunk) => {
-            const [argv = '', rest = ''] = chunk.split('=== stdin\n');
-            return { argv: argv.split('\n').filter((a) => a !== ''), stdin: rest.replace(/=== end\n$/, '') };
+            const [argv = '', rest = ''] = chunk.split(/=== (?:file|end)/);
+            const mode = /^ (\d+)\n/.exec(rest);
+            return { argv: argv.split('\n').filter((a) => a !== ''), fileMode: mode?.[1] ?? null, file: mode ? rest.slice(mode[0].length) : '' };
           })
       : [];
 
@@ -404,28 +451,43 @@ describe('wg CLI applier (fake wg on PATH)', () => {
       rmSync(failFlag, { force: true });
     }
   }
+  const device = (): WgToolDevice => new WgToolDevice('wgtest0', { privateDir });
+  const silent = pino({ level: 'silent' });
 
-  test('registration runs `wg set` with the PSK on stdin only; start re-applies stored peers', () =>
+  test('registration applies the peer with its PSK in a 0600 file, removed at once; start re-applies stored peers in one addconf', () =>
     withFakeWg(async () => {
       const dir = newDir();
-      const gw = gateway('mock', { dir, applier: new WgCliPeerApplier({ interface: 'wgtest0' }) });
-      assert.deepEqual(await gw.service.start(), { reapplied: 0, skippedWithoutPsk: 0 });
+      const gw = gateway('mock', { dir, applier: new DevicePeerApplier(device()) });
       assertAddresses(await gw.register(dvpn(1)), '10.1.0.2', 'fd00:1::2');
       const pskB64 = Buffer.from(psk(1)).toString('base64');
       const set = calls().at(-1);
-      assert.deepEqual(set?.argv, ['set', 'wgtest0', 'peer', Buffer.from(key(1)).toString('base64'), 'preshared-key', '/dev/stdin', 'allowed-ips', '10.1.0.2/32,fd00:1::2/128']);
-      assert.equal(set?.stdin, `${pskB64}\n`);
+      assert.equal(set?.argv[0], 'addconf');
+      assert.equal(set?.argv[1], 'wgtest0');
+      assert.equal(set?.fileMode, '600', 'the PSK file is private');
+      assert.equal(set?.file.trim(), `[Peer]\nPublicKey = ${Buffer.from(key(1)).toString('base64')}\nPresharedKey = ${pskB64}\nAllowedIPs = 10.1.0.2/32, fd00:1::2/128\nPersistentKeepalive = off`);
+      assert.equal(existsSync(set?.argv[2] ?? ''), false, 'the file is gone once wg returned');
+      assert.deepEqual(readdirSync(privateDir), []);
       assert.deepEqual(gw.store.getPeer(key(1))?.psk, psk(1), 'with a WireGuard interface the PSK is stored');
       assertAddresses(await gw.register(dvpn(2)), '10.1.0.3', 'fd00:1::3');
       gw.store.close();
 
-      // restart: every stored peer goes back to the device in one `wg addconf`, PSKs via stdin
-      const gw2 = gateway('mock', { dir, applier: new WgCliPeerApplier({ interface: 'wgtest0' }) });
-      assert.deepEqual(await gw2.service.start(), { reapplied: 2, skippedWithoutPsk: 0 });
-      const addconf = calls().at(-1);
-      assert.deepEqual(addconf?.argv, ['addconf', 'wgtest0', '/dev/stdin']);
-      assert.match(addconf?.stdin ?? '', new RegExp(`\\[Peer\\]\\nPublicKey = ${Buffer.from(key(1)).toString('base64').replace(/[+/]/g, '\\$&')}\\nPresharedKey = ${pskB64.replace(/[+/]/g, '\\$&')}\\nAllowedIPs = 10.1.0.2/32,fd00:1::2/128\\n`));
-      assert.match(addconf?.stdin ?? '', /AllowedIPs = 10\.1\.0\.3\/32,fd00:1::3\/128/);
+      // restart: the controller reads the device, then every stored peer goes back in one `wg addconf`
+      const store = RegistrationStore.open(dir);
+      const applier = new DevicePeerApplier(device());
+      const pools = lowestFirst();
+      const noop = { peers: () => undefined, transfer: () => undefined, removed: () => undefined, poll: () => undefined, reapplied: () => undefined };
+      const controller = new PeerController({ store, applier, pools: { ipv4: pools.ipv4, ipv6: pools.ipv6 }, pollSec: 3600, idleTimeoutSec: 0, metrics: noop, logger: silent, now: () => NOW });
+      rmSync(log, { force: true });
+      const started = await controller.start();
+      controller.stop();
+      assert.equal(started.reapplied, 2);
+      assert.equal(started.missing, 2);
+      const argvs = calls().map((c) => c.argv.slice(0, 2).join(' '));
+      assert.deepEqual(argvs.slice(0, 2), ['show wgtest0', 'addconf wgtest0']);
+      const addconf = calls()[1];
+      assert.match(addconf?.file ?? '', /AllowedIPs = 10\.1\.0\.2\/32, fd00:1::2\/128/);
+      assert.match(addconf?.file ?? '', /AllowedIPs = 10\.1\.0\.3\/32, fd00:1::3\/128/);
+      assert.equal((addconf?.file.match(/\[Peer\]/g) ?? []).length, 2);
 
       for (const c of calls()) {
         for (const n of [1, 2]) {
@@ -433,34 +495,36 @@ describe('wg CLI applier (fake wg on PATH)', () => {
           assert.ok(!c.argv.some((a) => a.includes(Buffer.from(secret).toString('base64')) || a.includes(toHex(secret))), 'PSK never on the command line');
         }
       }
-      gw2.store.close();
+      store.close();
     }));
 
   test('a failing `wg` undoes the registration and gives the ticket back', () =>
     withFakeWg(async () => {
-      const gw = gateway('ticket', { applier: new WgCliPeerApplier({ interface: 'wgtest0' }) });
+      const gw = gateway('ticket', { applier: new DevicePeerApplier(device()) });
       const t = ticket();
       writeFileSync(failFlag, '');
       assertRefused(await gw.register(dvpn(1, asCredential(t))), 'LPGW_ERR_WG_APPLY');
-      assert.deepEqual(calls().map((c) => c.argv.at(-1)), ['10.1.0.2/32,fd00:1::2/128', 'remove']);
+      assert.deepEqual(calls().map((c) => `${c.argv[0]} ${c.argv.at(-1)}`), [`addconf ${calls()[0]?.argv[2]}`, 'set remove']);
       assert.equal(gw.store.getPeer(key(1)), null);
       assert.equal(gw.store.isSerialSpent(t.issuerKeyId, t.serial), false);
       assert.deepEqual(gw.store.counts(), { dvpnPeers: 0, mixnetClients: 0, allocations: 0, spentSerials: 0, bandwidthGrants: 0 });
+      assert.deepEqual(readdirSync(privateDir), [], 'no PSK file left behind after a failure');
       rmSync(failFlag);
       assertAddresses(await gw.register(dvpn(1, asCredential(t))), '10.1.0.2', 'fd00:1::2');
       gw.store.close();
     }));
 
-  test('a missing `wg` binary is a coded error; bad interface names are refused', async () => {
-    const applier = new WgCliPeerApplier({ interface: 'wg0', wgPath: join(root, 'no-such-wg') });
-    await assert.rejects(applier.apply({ publicKey: key(1), psk: psk(1), ipv4: ip('10.1.0.2'), ipv6: ip('fd00:1::2') }), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_WG_APPLY' && /cannot run/.test(e.message));
+  test('a missing or hanging `wg` is a coded error; bad interface names are refused', async () => {
+    const missing = new WgToolDevice('wg0', { privateDir, wgPath: join(root, 'no-such-wg') });
+    await assert.rejects(missing.upsertPeers([{ publicKey: key(1), psk: psk(1), ipv4: ip('10.1.0.2'), ipv6: ip('fd00:1::2') }], { keepaliveSec: 0 }), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_WG_APPLY' && /cannot run/.test(e.message));
+    await assert.rejects(missing.read(), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_WG_CONTROL');
     const slow = join(root, 'slow-wg');
     writeFileSync(slow, '#!/bin/sh\nexec sleep 10\n');
     chmodSync(slow, 0o755);
-    const hung = new WgCliPeerApplier({ interface: 'wg0', wgPath: slow, timeoutMs: 150 });
-    await assert.rejects(hung.remove(key(1)), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_WG_APPLY' && /timed out/.test(e.message));
-    assert.throws(() => new WgCliPeerApplier({ interface: '-rf' }), GatewayError);
-    assert.throws(() => new WgCliPeerApplier({ interface: 'a-very-long-interface-name' }), GatewayError);
+    const hung = new WgToolDevice('wg0', { privateDir, wgPath: slow, timeoutMs: 150 });
+    await assert.rejects(hung.removePeers([key(1)]), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_WG_APPLY' && /timed out/.test(e.message));
+    assert.throws(() => new WgToolDevice('-rf', { privateDir }), GatewayError);
+    assert.throws(() => new WgToolDevice('a-very-long-interface-name', { privateDir }), GatewayError);
   });
 });
 

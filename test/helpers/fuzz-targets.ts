@@ -356,6 +356,8 @@ const APP_SAMPLES: AppMessage[] = [
   { kind: 'error', error: { code: 'LP_ERR_X', message: '', retryAfterMs: null } },
   { kind: 'ping', payload: fill(8, 16) },
   { kind: 'pong', payload: new Uint8Array(0) },
+  { kind: 'deregister', request: { wgPublicKey: fill(9, 32), proof: fill(10, 32) } },
+  { kind: 'deregistered', wgPublicKey: fill(9, 32) },
 ];
 const APP_BYTES = APP_SAMPLES.map(encodeAppMessage);
 

@@ -14,6 +14,7 @@ import {
   outerKeys,
   sessionSecret,
   subsessionPsk,
+  wireguardDeregisterProof,
   wireguardPsk,
   toHex,
   processKktRequest,
@@ -47,6 +48,21 @@ function keyScheduleVectors(suite: CryptoSuite): Record<string, string | number>
     subsession_psk_generation_1: toHex(sub),
     wireguard_public_key: toHex(fill(0x66, 32)),
     wireguard_psk: toHex(wireguardPsk(prims, secret, fill(0x66, 32))),
+    // §7.4: the client's WireGuard secret 77×32, the gateway's 88×32 (both clamped by X25519)
+    ...deregisterVector(prims),
+  };
+}
+
+function deregisterVector(prims: CryptoSuite['prims']): Record<string, string> {
+  const client = prims.x25519FromSecret(fill(0x77, 32));
+  const gateway = prims.x25519FromSecret(fill(0x88, 32));
+  const dh = prims.x25519(client.secretKey, gateway.publicKey);
+  return {
+    deregister_client_wg_secret: toHex(fill(0x77, 32)),
+    deregister_client_wg_public: toHex(client.publicKey),
+    deregister_gateway_wg_public: toHex(gateway.publicKey),
+    deregister_dh: toHex(dh),
+    deregister_proof: toHex(wireguardDeregisterProof(prims, dh, client.publicKey, gateway.publicKey)),
   };
 }
 

@@ -11,7 +11,7 @@ import { RegistrationService } from '../../src/gateway/registration/service.js';
 import { RegistrationStore } from '../../src/gateway/registration/store.js';
 import { parseTicketLine } from '../../src/gateway/registration/tickets.js';
 import { TicketVerifier } from '../../src/gateway/registration/verifiers.js';
-import type { PeerApplier } from '../../src/gateway/registration/wireguard.js';
+import type { PeerApplier } from '../../src/gateway/wireguard/peer-applier.js';
 
 const [dataDir, issuerHex, ticketLine, wgKeyHex, pskHex, nowText] = process.argv.slice(2);
 if (!dataDir || !issuerHex || !ticketLine || !wgKeyHex || !pskHex || !nowText) {
@@ -20,7 +20,7 @@ if (!dataDir || !issuerHex || !ticketLine || !wgKeyHex || !pskHex || !nowText) {
 }
 
 /** Stands in for a configured WireGuard interface, so the store keeps the PSK. */
-const applier: PeerApplier = { kind: 'wg', needsPsk: true, apply: async () => {}, applyAll: async () => {}, remove: async () => {} };
+const applier: PeerApplier = { kind: 'device', needsPsk: true, apply: async () => {}, applyMany: async () => {}, remove: async () => {}, read: async () => ({ publicKey: null, listenPort: 0, peers: [] }) };
 
 const store = RegistrationStore.open(dataDir);
 const service = new RegistrationService({

@@ -112,7 +112,7 @@ export function resignedDescriptor(dataDir: string, real: GatewayDescriptor, cha
       lpTcp: changes.lpTcp ?? real.lp.tcp,
       lpUdp: real.lp.udp,
       mode: real.roles.length === 2 ? 'both' : (real.roles[0] ?? 'both'),
-      wireguard: wg ? { publicKey: new Uint8Array(Buffer.from(wg.public_key, 'base64')), endpoint: wg.endpoint } : null,
+      wireguard: wg ? { publicKey: new Uint8Array(Buffer.from(wg.public_key, 'base64')), endpoint: wg.endpoint, tunnelIpv4: wg.tunnel_ipv4, tunnelIpv6: wg.tunnel_ipv6 } : null,
       softwareVersion: real.software_version,
     },
     defaultSuite,

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { runProbe } from '../../../probe/run.js';
 import { runSummary } from '../../../probe/summary.js';
-import type { Command } from '../command.js';
+import { type Command, UsageError } from '../command.js';
 import { COMMON_OPTIONS, commonOptions, printJson, secondsOption } from './probe-common.js';
 
 export const probeRunCommand: Command = {
@@ -29,6 +29,9 @@ code LPC_ERR_SKIPPED):
                and a registration with the exit (wireguard-exit / mixnet-exit)
   --rekey      rekey of the entry session, then of the nested one, each
                confirmed by a ping in the new session
+  cleanup      every dVPN registration the run made is removed again (an
+               authenticated Deregister proving the WireGuard private key), so
+               a probe leaves no peer behind; a failed removal fails the run
 
 Options:
   --entry URL           HTTP API of the entry gateway (required), e.g.
@@ -51,6 +54,13 @@ Options:
                         the first run that registers with it.
   --rekey               also rekey the session(s): outcome.rekey and
                         outcome.telescoping_rekey
+  --wg-config FILE      write the direct dVPN registration's wg-quick
+                        configuration to FILE (mode 0600: it holds the private
+                        key and the preshared key) and keep that registration;
+                        AllowedIPs are the gateway's tunnel addresses from its
+                        signed descriptor. 'wg-quick up FILE' brings the tunnel
+                        up ('wg setconf' takes it without the Address line)
+  --keep-registration   do not remove the registrations at the end
   --timeout S           bound the whole run to S seconds (default: no overall
                         bound; each step has its own: descriptor and connect 10 s,
                         handshake 15 s, each registration/rekey exchange 30 s)
@@ -76,6 +86,8 @@ Report: { "entry": {identity, lp_tcp, lp_udp, http, software_version, roles,
                          telescoped_rekey, total},
           "transport", "mode", "credential", "source_address", "passed",
           "version", "started_at" }
+  registration (dvpn): {ticket_type, private_ipv4, private_ipv6,
+          wireguard_endpoint, allocated_bandwidth_bytes, deregistered}
   error is null or {code, message}: LPC_ERR_* from the client (e.g.
   LPC_ERR_DESCRIPTOR_UNREACHABLE), LP_ERR_* from the protocol (e.g.
   LP_ERR_KKT_KEY_HASH_MISMATCH) or the gateway's LPGW_ERR_* reply (e.g.
@@ -90,13 +102,22 @@ Examples:
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { ...COMMON_OPTIONS, rekey: { type: 'boolean', default: false }, timeout: { type: 'string' }, quiet: { type: 'boolean', short: 'q', default: false } },
+      options: {
+        ...COMMON_OPTIONS,
+        rekey: { type: 'boolean', default: false },
+        timeout: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        'wg-config': { type: 'string' },
+        'keep-registration': { type: 'boolean', default: false },
+      },
       strict: true,
       allowPositionals: false,
     });
     const common = commonOptions(values, false);
     const timeoutMs = values.timeout === undefined ? null : secondsOption('--timeout', values.timeout, 86_400);
-    const report = await runProbe({ ...common, rekey: values.rekey, timeoutMs });
+    const wgConfigPath = values['wg-config'] ?? null;
+    if (wgConfigPath !== null && common.mode !== 'dvpn') throw new UsageError('--wg-config needs --mode dvpn');
+    const report = await runProbe({ ...common, rekey: values.rekey, timeoutMs, wgConfigPath, keepRegistration: values['keep-registration'] });
     printJson(report, values.compact);
     if (!values.quiet) process.stderr.write(runSummary(report, common.credentialNote));
     return report.passed ? 0 : 1;

@@ -66,11 +66,22 @@ export type AppMessage =
   | { kind: 'forwardResponse'; innerPacketBytes: Uint8Array }
   | { kind: 'error'; error: ErrorBody }
   | { kind: 'ping'; payload: Uint8Array }
-  | { kind: 'pong'; payload: Uint8Array };
+  | { kind: 'pong'; payload: Uint8Array }
+  | { kind: 'deregister'; request: DeregisterRequest }
+  | { kind: 'deregistered'; wgPublicKey: Uint8Array };
+
+/**
+ * Removes a dVPN peer (e.g. a probe's, when its run ends). `proof` shows the sender holds the WireGuard
+ * private key of `wgPublicKey` (`wireguardDeregisterProof` in key-schedule.ts), so nobody else can remove it.
+ */
+export interface DeregisterRequest {
+  wgPublicKey: Uint8Array;
+  proof: Uint8Array;
+}
 
 /** Variant indices on the wire, in declaration order. */
-export const AppMessageTag = { register: 0, registerResponse: 1, forward: 2, forwardResponse: 3, error: 4, ping: 5, pong: 6 } as const;
-const APP_VARIANTS = 7;
+export const AppMessageTag = { register: 0, registerResponse: 1, forward: 2, forwardResponse: 3, error: 4, ping: 5, pong: 6, deregister: 7, deregistered: 8 } as const;
+const APP_VARIANTS = 9;
 
 export const MAX_MOCK_CREDENTIAL_LEN = 4096;
 const MAX_ERROR_CODE_LEN = 64;
@@ -181,6 +192,12 @@ export function encodeAppMessage(m: AppMessage): Uint8Array {
       case 'pong':
         w.bytes(m.payload);
         return;
+      case 'deregister':
+        w.fixed(m.request.wgPublicKey, 32).fixed(m.request.proof, 32);
+        return;
+      case 'deregistered':
+        w.fixed(m.wgPublicKey, 32);
+        return;
     }
   }, 128);
 }
@@ -201,8 +218,12 @@ export function decodeAppMessage(b: Uint8Array): AppMessage {
         return { kind: 'error', error: readError(r) };
       case AppMessageTag.ping:
         return { kind: 'ping', payload: r.bytes(MAX_CONTENT_LEN) };
-      default:
+      case AppMessageTag.pong:
         return { kind: 'pong', payload: r.bytes(MAX_CONTENT_LEN) };
+      case AppMessageTag.deregister:
+        return { kind: 'deregister', request: { wgPublicKey: r.fixed(32), proof: r.fixed(32) } };
+      default:
+        return { kind: 'deregistered', wgPublicKey: r.fixed(32) };
     }
   });
 }

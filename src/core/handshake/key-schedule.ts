@@ -14,6 +14,7 @@ export const KDF_CONTEXT = {
   sessionSecret: 'lp-gateway 2026-11-21 session secret v1',
   subsessionPsk: 'lp-gateway 2026-11-21 subsession psk v1',
   wireguardPsk: 'lp-gateway 2026-11-21 wireguard psk v1',
+  wireguardDeregister: 'lp-gateway 2026-12-06 wireguard deregister proof v1',
 } as const;
 
 export interface PskInputs {
@@ -76,4 +77,14 @@ export function subsessionPsk(prims: Primitives, parentSecret: Uint8Array, gener
 /** WireGuard preshared key for a peer registered over this session (post-quantum via the session secret). */
 export function wireguardPsk(prims: Primitives, secret: Uint8Array, wgPublicKey: Uint8Array): Uint8Array {
   return prims.blake3DeriveKey(KDF_CONTEXT.wireguardPsk, concat(secret, wgPublicKey));
+}
+
+/**
+ * Proof that a `Deregister` request comes from the holder of the WireGuard private key it names:
+ * derive_key(wireguardDeregister, X25519(client wg sk, gateway wg pk) ‖ client wg pk ‖ gateway wg pk). The
+ * gateway computes the same DH from its side. Binding both public keys keeps a proof from being used at
+ * another gateway or for another peer; it travels only inside an LP session.
+ */
+export function wireguardDeregisterProof(prims: Primitives, dh: Uint8Array, clientWgPublicKey: Uint8Array, gatewayWgPublicKey: Uint8Array): Uint8Array {
+  return prims.blake3DeriveKey(KDF_CONTEXT.wireguardDeregister, concat(dh, clientWgPublicKey, gatewayWgPublicKey));
 }

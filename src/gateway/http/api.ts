@@ -11,6 +11,8 @@ export interface ApiSources {
   /** The signed descriptor, as served at /v1/gateway. */
   descriptor(): unknown;
   stats(): Record<string, unknown>;
+  /** The operator view of WireGuard peers (GET /v1/wireguard/peers): addresses, handshakes, transfer, grants; never keys. */
+  wireguard?: () => unknown;
   /** Extra routes (the collector's), registered before listen. */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -37,6 +39,9 @@ export async function buildApi(src: ApiSources, logger: Logger): Promise<Fastify
     reply.header('content-type', 'application/json; charset=utf-8');
     return JSON.stringify({ uptime_sec: Math.floor((Date.now() - started) / 1000), ...src.stats() }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   });
+
+  const wireguard = src.wireguard;
+  if (wireguard) app.get('/v1/wireguard/peers', async () => wireguard());
 
   if (src.extraRoutes) await src.extraRoutes(app);
   return app;

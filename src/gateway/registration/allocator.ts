@@ -1,26 +1,36 @@
 /**
  * Private address allocation for dVPN peers: one IPv4 and one IPv6 per WireGuard key, from configured
- * pools (CIDR strings). Policy: deterministic lowest-free host; the network address (offset 0) and the
- * first host (offset 1, kept by the gateway for its own WireGuard interface) are never handed out, nor
- * is the IPv4 broadcast address. IPv6 has no broadcast, so its last address is usable.
+ * pools (CIDR strings). Policy: **uniformly random** over the free addresses of each pool, so an address
+ * tells a client nothing about how many registered before it (upstream operators asked for this). Never
+ * handed out: the network address (offset 0), the gateway's own tunnel address (the first host, offset 1,
+ * unless configured otherwise), an address a live peer holds, and the IPv4 broadcast address. IPv6 has no
+ * broadcast, so its last address is usable.
+ *
+ * Sampling: up to 32 uniform draws over the pool, rejecting taken addresses (rejection sampling is exactly
+ * uniform over the free set); only a nearly full pool (each draw then hits a taken address with probability
+ * > 97 %, or 32 misses happen) falls back to picking the k-th free offset, k uniform, by one ordered walk
+ * over the allocated offsets. Both paths are uniform, so their mixture is.
  *
  * The allocator holds the policy; the bookkeeping lives in the store (`AllocationTable`) and runs inside
- * the same transaction that persists the peer, so an allocation exists exactly when its peer does.
- * Allocations are keyed by (pool, host offset); a pool larger than 2^32 addresses (e.g. an IPv6 /64) only
- * uses its first 2^32 addresses. The store keeps a high-water mark and the released offsets below it per
- * pool, so finding the lowest free address costs O(log n), not a scan.
+ * the same transaction that persists the peer, so an allocation exists exactly when its peer does, and a
+ * removed peer's addresses are free again at once. Allocations are keyed by (pool, host offset); a pool
+ * larger than 2^32 addresses (e.g. an IPv6 /64) only uses its first 2^32 addresses.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { randomInt } from 'node:crypto';
+import { formatIp, parseIp, type IpFamily } from '../../net/ip.js';
 import { GatewayErrorCode, gwFail } from '../errors.js';
 
-export type IpFamily = 4 | 6;
+export { formatIp, parseIp, type IpFamily } from '../../net/ip.js';
 
 export const DEFAULT_IPV4_POOL = '10.1.0.0/16';
 export const DEFAULT_IPV6_POOL = 'fd00:1::/112';
 
-/** Offsets below this are reserved: 0 = network, 1 = the gateway's own address. */
-const FIRST_CLIENT_OFFSET = 2;
+/** Offset 0 is the network address; the first host (offset 1) is the gateway's own address by default. */
+const FIRST_HOST_OFFSET = 1;
+const GATEWAY_OFFSET = 1;
 const MAX_OFFSET = 2 ** 32 - 1;
+/** Rejection-sampling draws before the ordered walk. */
+const RANDOM_DRAWS = 32;
 
 function bytesToBigint(b: Uint8Array): bigint {
   let v = 0n;
@@ -37,78 +47,22 @@ function bigintToBytes(v: bigint, len: number): Uint8Array {
   return out;
 }
 
-/** Parses an IPv4 or IPv6 literal (no zone id) into 4 or 16 bytes; null if it is not one. */
-export function parseIp(text: string): { family: IpFamily; bytes: Uint8Array } | null {
-  if (isIPv4(text)) return { family: 4, bytes: new Uint8Array(text.split('.').map(Number)) };
-  if (!isIPv6(text) || text.includes('%')) return null;
-  let s = text;
-  const lastColon = s.lastIndexOf(':');
-  const dotted = s.slice(lastColon + 1);
-  if (dotted.includes('.')) {
-    // embedded IPv4 (e.g. ::ffff:192.0.2.1): rewrite its four octets as two hex groups
-    const b = dotted.split('.').map(Number);
-    s = `${s.slice(0, lastColon + 1)}${(((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16)}:${(((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16)}`;
-  }
-  const parseGroups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  let groups: number[];
-  const dbl = s.indexOf('::');
-  if (dbl >= 0) {
-    const head = parseGroups(s.slice(0, dbl));
-    const rest = parseGroups(s.slice(dbl + 2));
-    const zeros = 8 - head.length - rest.length;
-    if (zeros < 1) return null;
-    groups = [...head, ...new Array<number>(zeros).fill(0), ...rest];
-  } else {
-    groups = parseGroups(s);
-  }
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return null;
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return { family: 6, bytes: out };
-}
-
-/** Text form of a 4- or 16-byte address (IPv6 in RFC 5952 canonical form). */
-export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  if (bytes.length !== 16) throw new TypeError(`not an IP address: ${bytes.length} bytes`);
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 1; // RFC 5952 §4.2.2: a single zero group is not compressed
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-}
-
-/** One configured pool, e.g. `10.1.0.0/16`. */
+/** One configured pool, e.g. `10.1.0.0/16`, and the gateway's own address in it. */
 export class AddressPool {
   /** Canonical CIDR text; allocations are recorded against it. */
   readonly cidr: string;
   readonly bytesLen: 4 | 16;
-  readonly firstOffset = FIRST_CLIENT_OFFSET;
+  readonly firstOffset = FIRST_HOST_OFFSET;
   /** Highest usable host offset (inclusive). */
   readonly lastOffset: number;
+  /** Offset of the gateway's own tunnel address (never allocated to a client). */
+  readonly gatewayOffset: number;
 
   private constructor(
     readonly family: IpFamily,
     private readonly network: bigint,
     readonly prefix: number,
+    gatewayOffset: number,
   ) {
     this.bytesLen = family === 4 ? 4 : 16;
     const bits = family === 4 ? 32 : 128;
@@ -116,10 +70,14 @@ export class AddressPool {
     const last = family === 4 ? size - 2n : size - 1n; // IPv4: skip the broadcast address
     this.lastOffset = last > BigInt(MAX_OFFSET) ? MAX_OFFSET : Number(last);
     this.cidr = `${formatIp(bigintToBytes(network, this.bytesLen))}/${prefix}`;
+    this.gatewayOffset = gatewayOffset;
   }
 
-  /** Parses `address/prefix`; the address must be the network address of the prefix. */
-  static parse(cidr: string, family: IpFamily): AddressPool {
+  /**
+   * Parses `address/prefix` (the address must be the network address of the prefix). `gatewayAddress`, if
+   * given, is the gateway's own tunnel address and must be a usable host of the pool; default: the first host.
+   */
+  static parse(cidr: string, family: IpFamily, gatewayAddress = ''): AddressPool {
     const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
     const ip = m?.[1] !== undefined ? parseIp(m[1]) : null;
     if (!m || !ip || ip.family !== family) gwFail(GatewayErrorCode.POOL_INVALID, `invalid IPv${family} pool '${cidr}': expected an IPv${family} CIDR such as ${family === 4 ? DEFAULT_IPV4_POOL : DEFAULT_IPV6_POOL}`);
@@ -134,28 +92,45 @@ export class AddressPool {
       const network = formatIp(bigintToBytes(value & ~hostMask, ip.bytes.length));
       gwFail(GatewayErrorCode.POOL_INVALID, `IPv${family} pool '${cidr}' has host bits set; did you mean ${network}/${prefix}?`);
     }
-    return new AddressPool(family, value, prefix);
+    let gatewayOffset = GATEWAY_OFFSET;
+    if (gatewayAddress !== '') {
+      const g = parseIp(gatewayAddress);
+      if (!g || g.family !== family) gwFail(GatewayErrorCode.POOL_INVALID, `gateway tunnel address '${gatewayAddress}' is not an IPv${family} address`);
+      const offset = bytesToBigint(g.bytes) - value;
+      const pool = new AddressPool(family, value, prefix, GATEWAY_OFFSET);
+      if (offset < BigInt(pool.firstOffset) || offset > BigInt(pool.lastOffset)) gwFail(GatewayErrorCode.POOL_INVALID, `gateway tunnel address ${gatewayAddress} is not a usable host address of the pool ${pool.cidr}`);
+      gatewayOffset = Number(offset);
+    }
+    return new AddressPool(family, value, prefix, gatewayOffset);
   }
 
-  /** Number of addresses clients can get. */
+  /** Number of addresses clients can get (the gateway's own excluded). */
   get capacity(): number {
-    return this.lastOffset - this.firstOffset + 1;
+    return this.lastOffset - this.firstOffset;
   }
 
   addressAt(offset: number): Uint8Array {
     return bigintToBytes(this.network + BigInt(offset), this.bytesLen);
   }
 
-  /** The gateway's own address in this pool (offset 1), for its WireGuard interface. */
+  /** The gateway's own address in this pool, for its WireGuard interface. */
   get gatewayAddress(): Uint8Array {
-    return this.addressAt(1);
+    return this.addressAt(this.gatewayOffset);
+  }
+
+  /** Whether `address` (4 or 16 bytes) lies inside this pool's prefix. */
+  contains(address: Uint8Array): boolean {
+    if (address.length !== this.bytesLen) return false;
+    const bits = this.family === 4 ? 32 : 128;
+    return bytesToBigint(address) >> BigInt(bits - this.prefix) === this.network >> BigInt(bits - this.prefix);
   }
 }
 
 /** Allocation bookkeeping, implemented by RegistrationStore; called inside its write transaction. */
 export interface AllocationTable {
-  /** Takes the lowest free offset in [first, last] of `pool` out of the free set; null when none is left. */
-  claimLowestFree(pool: string, first: number, last: number): number | null;
+  offsetTaken(pool: string, offset: number): boolean;
+  /** Allocated offsets of `pool` in ascending order. */
+  allocatedOffsets(pool: string): Iterable<number>;
   /** Whether an allocation (possibly from an earlier, overlapping pool configuration) holds `address`. */
   addressTaken(family: IpFamily, address: Uint8Array): boolean;
   insertAllocation(a: { family: IpFamily; pool: string; offset: number; address: Uint8Array; owner: Uint8Array; nowSec: number }): void;
@@ -166,6 +141,11 @@ export interface AllocatorOptions {
   ipv4Pool?: string;
   /** IPv6 pool CIDR; default `fd00:1::/112`. */
   ipv6Pool?: string;
+  /** The gateway's own tunnel addresses; default the first host of each pool. */
+  gatewayIpv4?: string;
+  gatewayIpv6?: string;
+  /** Uniform integer in [0, n); default node:crypto randomInt (tests inject their own). */
+  randomBelow?: (n: number) => number;
 }
 
 export interface AllocatedAddresses {
@@ -176,29 +156,63 @@ export interface AllocatedAddresses {
 export class AddressAllocator {
   readonly ipv4: AddressPool;
   readonly ipv6: AddressPool;
+  private readonly randomBelow: (n: number) => number;
 
   constructor(opts: AllocatorOptions = {}) {
-    this.ipv4 = AddressPool.parse(opts.ipv4Pool ?? DEFAULT_IPV4_POOL, 4);
-    this.ipv6 = AddressPool.parse(opts.ipv6Pool ?? DEFAULT_IPV6_POOL, 6);
+    this.ipv4 = AddressPool.parse(opts.ipv4Pool ?? DEFAULT_IPV4_POOL, 4, opts.gatewayIpv4 ?? '');
+    this.ipv6 = AddressPool.parse(opts.ipv6Pool ?? DEFAULT_IPV6_POOL, 6, opts.gatewayIpv6 ?? '');
+    this.randomBelow = opts.randomBelow ?? ((n) => randomInt(n));
   }
 
   /**
-   * Lowest free IPv4 and IPv6 for `owner` (a WireGuard public key). Must run inside the transaction that
+   * A random free IPv4 and IPv6 for `owner` (a WireGuard public key). Must run inside the transaction that
    * persists the peer: on LPGW_ERR_POOL_EXHAUSTED (or any later failure) the transaction rolls back and
    * nothing stays allocated.
    */
   allocate(table: AllocationTable, owner: Uint8Array, nowSec: number): AllocatedAddresses {
-    const take = (pool: AddressPool): Uint8Array => {
-      for (;;) {
-        const offset = table.claimLowestFree(pool.cidr, pool.firstOffset, pool.lastOffset);
-        if (offset === null) gwFail(GatewayErrorCode.POOL_EXHAUSTED, `IPv${pool.family} pool ${pool.cidr} is exhausted (${pool.capacity} client addresses in use)`);
-        const address = pool.addressAt(offset);
-        // only after a pool reconfiguration can an older allocation hold this address: skip it
-        if (table.addressTaken(pool.family, address)) continue;
-        table.insertAllocation({ family: pool.family, pool: pool.cidr, offset, address, owner, nowSec });
-        return address;
+    return { ipv4: this.take(table, this.ipv4, owner, nowSec), ipv6: this.take(table, this.ipv6, owner, nowSec) };
+  }
+
+  private take(table: AllocationTable, pool: AddressPool, owner: Uint8Array, nowSec: number): Uint8Array {
+    const exhausted = (): never => gwFail(GatewayErrorCode.POOL_EXHAUSTED, `IPv${pool.family} pool ${pool.cidr} is exhausted (${pool.capacity} client addresses in use)`);
+    // Addresses an allocation from an earlier, overlapping pool configuration holds: skipped like taken ones.
+    const foreign = new Set<number>();
+    const free = (offset: number): boolean => {
+      if (offset === pool.gatewayOffset || foreign.has(offset) || table.offsetTaken(pool.cidr, offset)) return false;
+      if (table.addressTaken(pool.family, pool.addressAt(offset))) {
+        foreign.add(offset);
+        return false;
       }
+      return true;
     };
-    return { ipv4: take(this.ipv4), ipv6: take(this.ipv6) };
+    const span = pool.lastOffset - pool.firstOffset + 1;
+    // No count up front (it would scan the pool at every registration): a full pool fails every draw and
+    // the walk below finds no free offset.
+    let offset: number | null = null;
+    for (let i = 0; i < RANDOM_DRAWS && offset === null; i++) {
+      const o = pool.firstOffset + this.randomBelow(span);
+      if (free(o)) offset = o;
+    }
+    // Nearly full: the k-th free offset, k uniform (bounded retries if it turns out foreign-held).
+    for (let attempt = 0; offset === null && attempt < RANDOM_DRAWS; attempt++) {
+      const taken = new Set<number>(foreign);
+      taken.add(pool.gatewayOffset);
+      for (const o of table.allocatedOffsets(pool.cidr)) taken.add(o);
+      const freeCount = span - taken.size;
+      if (freeCount <= 0) exhausted();
+      const target = this.randomBelow(freeCount);
+      const sorted = [...taken].filter((o) => o >= pool.firstOffset && o <= pool.lastOffset).sort((a, b) => a - b);
+      // the target-th free offset: skip every taken offset at or below the candidate
+      let candidate = pool.firstOffset + target;
+      for (const t of sorted) {
+        if (t <= candidate) candidate++;
+        else break;
+      }
+      if (free(candidate)) offset = candidate;
+    }
+    if (offset === null) return exhausted();
+    const address = pool.addressAt(offset);
+    table.insertAllocation({ family: pool.family, pool: pool.cidr, offset, address, owner, nowSec });
+    return address;
   }
 }

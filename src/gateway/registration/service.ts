@@ -11,21 +11,31 @@
  *    whole transaction back: a refused credential leaves no trace and spends nothing;
  * 3. dVPN only, after commit: apply the peer to the WireGuard device. If that fails, a compensating
  *    transaction gives the ticket back, removes the grant and removes a new peer (a renewed one gets its
- *    previous PSK back), and the client gets `LPGW_ERR_WG_APPLY`.
+ *    previous PSK and grant back), and the client gets `LPGW_ERR_WG_APPLY`.
  *
- * Re-registering a WireGuard key returns its stored addresses (idempotent, also across restarts); the PSK
- * is replaced by the one derived from the new LP session, and each registration adds its own grant.
+ * Grants (DESIGN.md §7.3): a dVPN peer has one grant, bytes (received + sent through the tunnel) and an
+ * expiry, enforced by the peer controller. Re-registering a WireGuard key returns its stored addresses
+ * (idempotent, also across restarts) and replaces the PSK with the one derived from the new LP session
+ * (the client library hands it to the client); usage so far is kept, never counted again. A ticket adds
+ * its bandwidth (its serial is spent once, so it counts once) and extends the expiry to the later of the
+ * two; the mock verifier's grant does not stack: the remaining bytes become at least its amount.
+ * `allocated_bandwidth` in the response is what the peer may still transfer.
+ *
+ * Deregistration removes a peer at once; it needs proof of the WireGuard private key (DESIGN.md §7.4).
  */
-import type { GatewayData, RegisterRequest, RegisterResponse, SocketAddress, TicketType } from '../../core/codec/app.js';
+import type { DeregisterRequest, GatewayData, RegisterRequest, RegisterResponse, SocketAddress, TicketType } from '../../core/codec/app.js';
 import { TicketType as TT } from '../../core/codec/app.js';
-import { isAllZero, toHex } from '../../core/bytes.js';
+import { equalBytes, isAllZero, toHex } from '../../core/bytes.js';
+import type { Primitives } from '../../core/crypto/primitives.js';
+import { sodiumPrimitives } from '../../core/crypto/sodium-backend.js';
+import { wireguardDeregisterProof } from '../../core/handshake/key-schedule.js';
 import type { Logger } from '../../log.js';
 import { GatewayError, GatewayErrorCode, gwFail } from '../errors.js';
+import { NullPeerApplier, type PeerApplier } from '../wireguard/peer-applier.js';
 import { AddressAllocator } from './allocator.js';
 import type { RegistrationModeName, RegistrationStore, StoredPeer } from './store.js';
 import { ticketTypeName } from './tickets.js';
 import type { CredentialVerifier, VerifiedCredential } from './verifiers.js';
-import { NullPeerApplier, type PeerApplier } from './wireguard.js';
 
 export const DEFAULT_REGISTRATION_TIMESTAMP_TOLERANCE_SEC = 30;
 
@@ -58,14 +68,20 @@ export interface RegistrationServiceOptions {
   allocator?: AddressAllocator;
   /** Default NullPeerApplier (registry only). */
   applier?: PeerApplier;
-  /** What dVPN clients get in `GatewayData`: the gateway's WireGuard X25519 public key and endpoint. */
-  wireguard: { publicKey: Uint8Array; endpoint: SocketAddress };
+  /**
+   * What dVPN clients get in `GatewayData`: the gateway's WireGuard X25519 public key and endpoint; the
+   * secret key checks deregistration proofs (without it, deregistration is refused).
+   */
+  wireguard: { publicKey: Uint8Array; secretKey?: Uint8Array; endpoint: SocketAddress };
   /** ± seconds between the request timestamp and the gateway clock; default 30. */
   timestampToleranceSec?: number;
   /** Ticket types this gateway accepts (e.g. only `*-entry` on an entry-only gateway); default all. */
   acceptedTicketTypes?: readonly TicketType[];
   logger?: Logger;
   onResult?: RegistrationResultListener;
+  /** Called when a deregistration removed a peer (metrics). */
+  onDeregistered?: () => void;
+  prims?: Primitives;
 }
 
 /** ErrorBody.message bound of the wire decoder (src/core/codec/app.ts). */
@@ -80,7 +96,11 @@ interface DvpnCommit {
   ipv4: Uint8Array;
   ipv6: Uint8Array;
   grantId: number;
+  /** Bytes the peer may still transfer under its grant after this registration. */
+  remaining: bigint;
 }
+
+const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 
 export class RegistrationService {
   readonly store: RegistrationStore;
@@ -88,7 +108,10 @@ export class RegistrationService {
   readonly allocator: AddressAllocator;
   readonly applier: PeerApplier;
   private readonly wgPublicKey: Uint8Array;
+  private readonly wgSecretKey: Uint8Array | null;
   private readonly wgEndpoint: SocketAddress;
+  private readonly prims: Primitives;
+  private readonly onDeregistered: (() => void) | undefined;
   private readonly tolerance: bigint;
   private readonly accepted: ReadonlySet<number>;
   private readonly logger: Logger | undefined;
@@ -102,30 +125,14 @@ export class RegistrationService {
     this.applier = opts.applier ?? new NullPeerApplier();
     if (opts.wireguard.publicKey.length !== 32) throw new TypeError('gateway WireGuard public key must be 32 bytes');
     this.wgPublicKey = new Uint8Array(opts.wireguard.publicKey);
+    this.wgSecretKey = opts.wireguard.secretKey ? new Uint8Array(opts.wireguard.secretKey) : null;
     this.wgEndpoint = opts.wireguard.endpoint;
+    this.prims = opts.prims ?? sodiumPrimitives;
+    this.onDeregistered = opts.onDeregistered;
     this.tolerance = BigInt(opts.timestampToleranceSec ?? DEFAULT_REGISTRATION_TIMESTAMP_TOLERANCE_SEC);
     this.accepted = new Set(opts.acceptedTicketTypes ?? ALL_TYPES);
     this.logger = opts.logger;
     this.onResult = opts.onResult;
-  }
-
-  /**
-   * Re-applies every stored peer to the WireGuard device (no-op without one; then it logs once that only
-   * the registry is kept). Peers stored without a PSK (registered while no interface was configured) are
-   * skipped: their clients must register again. Throws GatewayError LPGW_ERR_WG_APPLY if `wg` fails.
-   */
-  async start(): Promise<{ reapplied: number; skippedWithoutPsk: number }> {
-    if (this.applier.kind === 'none') {
-      this.logger?.info('no WireGuard interface configured: keeping the registry only');
-      return { reapplied: 0, skippedWithoutPsk: 0 };
-    }
-    const peers = this.store.listPeers();
-    const withPsk = peers.filter((p) => p.psk !== null);
-    const skipped = peers.length - withPsk.length;
-    if (skipped > 0) this.logger?.warn({ skipped }, 'stored WireGuard peers without a preshared key were not re-applied; those clients must register again');
-    await this.applier.applyAll(withPsk.map((p) => ({ publicKey: p.wgPublicKey, psk: p.psk, ipv4: p.ipv4, ipv6: p.ipv6 })));
-    this.logger?.info({ peers: withPsk.length }, 're-applied stored WireGuard peers');
-    return { reapplied: withPsk.length, skippedWithoutPsk: skipped };
   }
 
   async register(request: RegisterRequest, ctx: RegistrationContext): Promise<RegisterResponse> {
@@ -174,30 +181,44 @@ export class RegistrationService {
     const psk = new Uint8Array(ctx.wireguardPsk); // the caller may zeroize its copy once we return
     const nowSec = Math.floor(ctx.nowSec);
     const storedPsk = this.applier.needsPsk ? psk : null;
-    const c = this.store.transaction((): DvpnCommit => {
-      const verified = this.verifier.verify(request.credential, request.ticketType, nowSec);
-      const previous = this.store.getPeer(key);
-      let ipv4: Uint8Array;
-      let ipv6: Uint8Array;
-      if (previous) {
-        this.store.renewPeer(key, storedPsk, nowSec);
-        ({ ipv4, ipv6 } = previous);
-      } else {
-        ({ ipv4, ipv6 } = this.allocator.allocate(this.store, key, nowSec));
-        this.store.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: storedPsk, nowSec });
-      }
-      const grantId = this.store.addGrant({
-        mode: 'dvpn',
-        subject: key,
-        ticketType: request.ticketType,
-        credential: verified.credential,
-        issuerKeyId: verified.issuerKeyId,
-        serial: verified.serial,
-        bandwidthBytes: verified.bandwidthBytes,
-        nowSec,
+    let c: DvpnCommit;
+    try {
+      c = this.store.transaction((): DvpnCommit => {
+        const verified = this.verifier.verify(request.credential, request.ticketType, nowSec);
+        const previous = this.store.getPeer(key);
+        let ipv4: Uint8Array;
+        let ipv6: Uint8Array;
+        let remaining: bigint;
+        if (previous) {
+          const used = previous.rxBytes + previous.txBytes;
+          // a ticket adds what it was bought for; the mock grant only tops the remainder up to its amount
+          const grantedBytes = verified.credential === 'ticket' ? previous.grantedBytes + verified.bandwidthBytes : maxBig(previous.grantedBytes, used + verified.bandwidthBytes);
+          const expiresAt = Math.max(previous.expiresAt, verified.expiresAt);
+          this.store.renewPeer(key, { psk: storedPsk, grantedBytes, expiresAt, nowSec });
+          ({ ipv4, ipv6 } = previous);
+          remaining = maxBig(0n, grantedBytes - used);
+        } else {
+          ({ ipv4, ipv6 } = this.allocator.allocate(this.store, key, nowSec));
+          this.store.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: storedPsk, grantedBytes: verified.bandwidthBytes, expiresAt: verified.expiresAt, nowSec });
+          remaining = verified.bandwidthBytes;
+        }
+        const grantId = this.store.addGrant({
+          mode: 'dvpn',
+          subject: key,
+          ticketType: request.ticketType,
+          credential: verified.credential,
+          issuerKeyId: verified.issuerKeyId,
+          serial: verified.serial,
+          bandwidthBytes: verified.bandwidthBytes,
+          expiresAt: verified.expiresAt,
+          nowSec,
+        });
+        return { verified, previous, ipv4, ipv6, grantId, remaining };
       });
-      return { verified, previous, ipv4, ipv6, grantId };
-    });
+    } catch (e) {
+      psk.fill(0);
+      throw e;
+    }
 
     try {
       await this.applier.apply({ publicKey: key, psk, ipv4: c.ipv4, ipv6: c.ipv6 });
@@ -205,10 +226,44 @@ export class RegistrationService {
       this.logger?.warn({ err: e, wgPublicKey: toHex(key), remote: ctx.remote }, 'applying the WireGuard peer failed; registration undone');
       await this.undoDvpn(key, c);
       throw new GatewayError(GatewayErrorCode.WG_APPLY, 'the gateway could not apply the WireGuard peer; try again later');
+    } finally {
+      psk.fill(0);
+      c.previous?.psk?.fill(0);
     }
     const gatewayData: GatewayData = { publicKey: this.wgPublicKey, endpoint: this.wgEndpoint, privateIpv4: new Uint8Array(c.ipv4), privateIpv6: new Uint8Array(c.ipv6) };
     this.logger?.debug({ wgPublicKey: toHex(key), renewed: c.previous !== null, remote: ctx.remote }, 'dVPN peer registered');
-    return { success: true, error: null, gatewayData, allocatedBandwidth: c.verified.bandwidthBytes };
+    return { success: true, error: null, gatewayData, allocatedBandwidth: c.remaining };
+  }
+
+  /**
+   * Removes the peer of `request.wgPublicKey` at once (device and registry; its addresses are free again).
+   * The proof is checked before the registry is consulted, so nobody learns whether a key is registered
+   * without holding its private key. Throws GatewayError LPGW_ERR_DEREGISTER_PROOF / LPGW_ERR_PEER_UNKNOWN.
+   */
+  async deregister(request: DeregisterRequest, ctx: { remote?: string } = {}): Promise<void> {
+    if (request.wgPublicKey.length !== 32 || request.proof.length !== 32) gwFail(GatewayErrorCode.REGISTRATION_MALFORMED, 'a deregistration carries a 32-byte key and a 32-byte proof');
+    if (!this.wgSecretKey) gwFail(GatewayErrorCode.DEREGISTER_PROOF, 'this gateway cannot check deregistration proofs');
+    let dh: Uint8Array;
+    try {
+      dh = this.prims.x25519(this.wgSecretKey, request.wgPublicKey);
+    } catch {
+      return gwFail(GatewayErrorCode.DEREGISTER_PROOF, 'the deregistration proof does not verify');
+    }
+    const expected = wireguardDeregisterProof(this.prims, dh, request.wgPublicKey, this.wgPublicKey);
+    this.prims.zeroize(dh);
+    const ok = equalBytes(expected, request.proof);
+    this.prims.zeroize(expected);
+    if (!ok) gwFail(GatewayErrorCode.DEREGISTER_PROOF, 'the deregistration proof does not verify');
+    const removed = this.store.transaction(() => this.store.deletePeer(request.wgPublicKey));
+    if (!removed) gwFail(GatewayErrorCode.PEER_UNKNOWN, 'no WireGuard peer is registered with this key');
+    this.onDeregistered?.();
+    this.logger?.debug({ wgPublicKey: toHex(request.wgPublicKey), remote: ctx.remote }, 'dVPN peer deregistered');
+    try {
+      await this.applier.remove([request.wgPublicKey]);
+    } catch (e) {
+      // the registry no longer has it: the peer controller removes it from the device at its next poll
+      this.logger?.warn({ err: e }, 'removing a deregistered peer from the device failed; the next poll retries');
+    }
   }
 
   /** Compensation for a committed registration whose WireGuard apply failed. */
@@ -220,7 +275,7 @@ export class RegistrationService {
         if (c.previous) this.store.restorePeer(c.previous);
         else this.store.deletePeer(key);
       });
-      if (!c.previous) await this.applier.remove(key).catch(() => undefined);
+      if (!c.previous) await this.applier.remove([key]).catch(() => undefined);
     } catch (e) {
       this.logger?.error({ err: e, wgPublicKey: toHex(key) }, 'undoing a failed dVPN registration failed');
     }
@@ -239,6 +294,7 @@ export class RegistrationService {
         issuerKeyId: v.issuerKeyId,
         serial: v.serial,
         bandwidthBytes: v.bandwidthBytes,
+        expiresAt: v.expiresAt,
         nowSec,
       });
       return v;

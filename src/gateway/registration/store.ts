@@ -25,7 +25,7 @@ import type { AllocationTable, IpFamily } from './allocator.js';
 export const STORE_FILE_NAME = 'gateway.sqlite';
 
 /** Forward migrations; entry i moves the schema from version i to i + 1. Never edit a released entry. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE dvpn_peers (
     wg_public_key BLOB PRIMARY KEY NOT NULL CHECK (length(wg_public_key) = 32),
@@ -112,6 +112,31 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO released_offsets (pool, host_offset)
   SELECT pool, o FROM seq WHERE NOT EXISTS (SELECT 1 FROM address_allocations a WHERE a.pool = seq.pool AND a.host_offset = seq.o);
   `,
+  // v3: peer lifecycle. Each peer carries its live grant (bytes, expiry) and its persisted usage, plus the
+  // device counters last seen (so a restart or a re-created interface never counts traffic twice).
+  // Allocation is random now: the lowest-free bookkeeping of v2 goes.
+  `
+  ALTER TABLE dvpn_peers ADD COLUMN granted_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN rx_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN tx_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN seen_rx INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN seen_tx INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dvpn_peers ADD COLUMN last_handshake INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE bandwidth_grants ADD COLUMN expires_at INTEGER;
+  -- existing peers: the sum of their grants; expiry = their tickets' latest expiry, else 30 days after
+  -- their last registration (mock grants had no expiry before v3)
+  UPDATE dvpn_peers SET
+    granted_bytes = (SELECT COALESCE(SUM(g.bandwidth_bytes), 0) FROM bandwidth_grants g WHERE g.mode = 'dvpn' AND g.subject = dvpn_peers.wg_public_key),
+    expires_at = COALESCE(
+      (SELECT MAX(s.expiry) FROM bandwidth_grants g JOIN spent_serials s ON s.issuer_key_id = g.issuer_key_id AND s.serial = g.serial
+        WHERE g.mode = 'dvpn' AND g.subject = dvpn_peers.wg_public_key),
+      updated_at + 2592000);
+  CREATE INDEX dvpn_peers_expiry ON dvpn_peers (expires_at);
+  DROP TRIGGER address_allocations_release;
+  DROP TABLE released_offsets;
+  DROP TABLE pool_state;
+  `,
 ];
 
 export const STORE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -127,6 +152,32 @@ export interface StoredPeer {
   registeredAt: number;
   updatedAt: number;
   registrations: number;
+  /** The peer's grant: bytes it may transfer (received + sent) in all, and when it ends (unix seconds). */
+  grantedBytes: bigint;
+  expiresAt: number;
+  /** Bytes counted so far from the device (received from / sent to the peer), persisted across restarts. */
+  rxBytes: bigint;
+  txBytes: bigint;
+  /** Device counters at the last poll (a smaller reading later means the counters restarted from zero). */
+  seenRx: bigint;
+  seenTx: bigint;
+  /** Last WireGuard handshake seen on the device (unix seconds), 0 = none yet. */
+  lastHandshake: number;
+}
+
+/** What the peer controller needs of every peer at each poll (no secrets, no copies of the addresses). */
+export type PeerUsageRow = Pick<StoredPeer, 'wgPublicKey' | 'grantedBytes' | 'expiresAt' | 'rxBytes' | 'txBytes' | 'seenRx' | 'seenTx' | 'lastHandshake' | 'updatedAt'> & {
+  hasPsk: boolean;
+};
+
+/** One peer's reading from a poll of the device, to be persisted. */
+export interface PeerUsageUpdate {
+  wgPublicKey: Uint8Array;
+  addRx: bigint;
+  addTx: bigint;
+  seenRx: bigint;
+  seenTx: bigint;
+  lastHandshake: number;
 }
 
 export interface StoredMixnetClient {
@@ -154,6 +205,8 @@ export interface BandwidthGrantRecord {
   issuerKeyId: Uint8Array | null;
   serial: Uint8Array | null;
   bandwidthBytes: bigint;
+  /** Unix seconds at which the grant ends (ticket expiry, or the mock verifier's validity). */
+  expiresAt: number;
   nowSec: number;
 }
 
@@ -176,14 +229,22 @@ function blob(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
+/** Read with safeIntegers: every INTEGER column arrives as a bigint. */
 interface PeerRow {
   wg_public_key: Buffer;
   ipv4: Buffer;
   ipv6: Buffer;
   psk: Buffer | null;
-  registered_at: number;
-  updated_at: number;
-  registrations: number;
+  registered_at: bigint;
+  updated_at: bigint;
+  registrations: bigint;
+  granted_bytes: bigint;
+  expires_at: bigint;
+  rx_bytes: bigint;
+  tx_bytes: bigint;
+  seen_rx: bigint;
+  seen_tx: bigint;
+  last_handshake: bigint;
 }
 
 /** Plain Uint8Array copies, so callers never see Buffer (whose slice() is a view and whose equality differs). */
@@ -192,7 +253,24 @@ function bytes(b: Buffer): Uint8Array {
 }
 
 function peerFromRow(r: PeerRow): StoredPeer {
-  return { wgPublicKey: bytes(r.wg_public_key), ipv4: bytes(r.ipv4), ipv6: bytes(r.ipv6), psk: r.psk ? bytes(r.psk) : null, registeredAt: r.registered_at, updatedAt: r.updated_at, registrations: r.registrations };
+  const psk = r.psk ? bytes(r.psk) : null;
+  r.psk?.fill(0);
+  return {
+    wgPublicKey: bytes(r.wg_public_key),
+    ipv4: bytes(r.ipv4),
+    ipv6: bytes(r.ipv6),
+    psk,
+    registeredAt: Number(r.registered_at),
+    updatedAt: Number(r.updated_at),
+    registrations: Number(r.registrations),
+    grantedBytes: r.granted_bytes,
+    expiresAt: Number(r.expires_at),
+    rxBytes: r.rx_bytes,
+    txBytes: r.tx_bytes,
+    seenRx: r.seen_rx,
+    seenTx: r.seen_tx,
+    lastHandshake: Number(r.last_handshake),
+  };
 }
 
 /** Creates the file 0600 before SQLite does (SQLite would use 0644 under the usual umask). */
@@ -254,18 +332,32 @@ export class RegistrationStore implements AllocationTable {
   private prepareStatements() {
     const db = this.db;
     return {
-      getPeer: db.prepare<[Buffer], PeerRow>('SELECT * FROM dvpn_peers WHERE wg_public_key = ?'),
-      listPeers: db.prepare<[], PeerRow>('SELECT * FROM dvpn_peers ORDER BY registered_at, wg_public_key'),
-      insertPeer: db.prepare<[Buffer, Buffer, Buffer, Buffer | null, number, number]>(
-        'INSERT INTO dvpn_peers (wg_public_key, ipv4, ipv6, psk, registered_at, updated_at, registrations) VALUES (?, ?, ?, ?, ?, ?, 1)',
+      getPeer: db.prepare<[Buffer], PeerRow>('SELECT * FROM dvpn_peers WHERE wg_public_key = ?').safeIntegers(true),
+      listPeers: db.prepare<[], PeerRow>('SELECT * FROM dvpn_peers ORDER BY registered_at, wg_public_key').safeIntegers(true),
+      peerCount: db.prepare<[], number>('SELECT COUNT(*) FROM dvpn_peers').pluck(),
+      // raw rows in this column order (the poll reads every peer: arrays cost less than objects)
+      peerUsage: db
+        .prepare<[], [Buffer, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint]>(
+          'SELECT wg_public_key, granted_bytes, expires_at, rx_bytes, tx_bytes, seen_rx, seen_tx, last_handshake, updated_at, psk IS NOT NULL FROM dvpn_peers',
+        )
+        .raw(true)
+        .safeIntegers(true),
+      insertPeer: db.prepare<[Buffer, Buffer, Buffer, Buffer | null, number, number, bigint, number]>(
+        'INSERT INTO dvpn_peers (wg_public_key, ipv4, ipv6, psk, registered_at, updated_at, registrations, granted_bytes, expires_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)',
       ),
-      renewPeer: db.prepare<[Buffer | null, number, Buffer]>('UPDATE dvpn_peers SET psk = ?, updated_at = ?, registrations = registrations + 1 WHERE wg_public_key = ?'),
-      restorePeer: db.prepare<[Buffer | null, number, number, Buffer]>('UPDATE dvpn_peers SET psk = ?, updated_at = ?, registrations = ? WHERE wg_public_key = ?'),
+      renewPeer: db.prepare<[Buffer | null, number, bigint, number, Buffer]>(
+        'UPDATE dvpn_peers SET psk = ?, updated_at = ?, registrations = registrations + 1, granted_bytes = ?, expires_at = ? WHERE wg_public_key = ?',
+      ),
+      restorePeer: db.prepare<[Buffer | null, number, number, bigint, number, Buffer]>(
+        'UPDATE dvpn_peers SET psk = ?, updated_at = ?, registrations = ?, granted_bytes = ?, expires_at = ? WHERE wg_public_key = ?',
+      ),
+      recordUsage: db.prepare<[bigint, bigint, bigint, bigint, number, Buffer]>(
+        'UPDATE dvpn_peers SET rx_bytes = rx_bytes + ?, tx_bytes = tx_bytes + ?, seen_rx = ?, seen_tx = ?, last_handshake = ? WHERE wg_public_key = ?',
+      ),
       deletePeer: db.prepare<[Buffer]>('DELETE FROM dvpn_peers WHERE wg_public_key = ?'),
-      minReleased: db.prepare<[string, number, number], number | null>('SELECT MIN(host_offset) FROM released_offsets WHERE pool = ? AND host_offset BETWEEN ? AND ?').pluck(),
-      unrelease: db.prepare<[string, number]>('DELETE FROM released_offsets WHERE pool = ? AND host_offset = ?'),
-      nextOffset: db.prepare<[string], number>('SELECT next_offset FROM pool_state WHERE pool = ?').pluck(),
-      setNextOffset: db.prepare<[string, number]>('INSERT INTO pool_state (pool, next_offset) VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET next_offset = excluded.next_offset'),
+      deletePeerIfUnchanged: db.prepare<[Buffer, number]>('DELETE FROM dvpn_peers WHERE wg_public_key = ? AND updated_at = ?'),
+      offsetTaken: db.prepare<[string, number], number>('SELECT 1 FROM address_allocations WHERE pool = ? AND host_offset = ?').pluck(),
+      poolOffsets: db.prepare<[string], number>('SELECT host_offset FROM address_allocations WHERE pool = ? ORDER BY host_offset').pluck(),
       addressTaken: db.prepare<[number, Buffer], number>('SELECT 1 FROM address_allocations WHERE family = ? AND address = ?').pluck(),
       insertAllocation: db.prepare<[string, number, number, Buffer, Buffer, number]>(
         'INSERT INTO address_allocations (pool, host_offset, family, address, wg_public_key, allocated_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -281,8 +373,8 @@ export class RegistrationStore implements AllocationTable {
       serialSpent: db.prepare<[Buffer, Buffer], number>('SELECT 1 FROM spent_serials WHERE issuer_key_id = ? AND serial = ?').pluck(),
       unspendSerial: db.prepare<[Buffer, Buffer]>('DELETE FROM spent_serials WHERE issuer_key_id = ? AND serial = ?'),
       pruneSerials: db.prepare<[bigint]>('DELETE FROM spent_serials WHERE expiry < ?'),
-      addGrant: db.prepare<[string, Buffer, number, string, Buffer | null, Buffer | null, bigint, number]>(
-        'INSERT INTO bandwidth_grants (mode, subject, ticket_type, credential, issuer_key_id, serial, bandwidth_bytes, granted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      addGrant: db.prepare<[string, Buffer, number, string, Buffer | null, Buffer | null, bigint, number, number]>(
+        'INSERT INTO bandwidth_grants (mode, subject, ticket_type, credential, issuer_key_id, serial, bandwidth_bytes, expires_at, granted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       deleteGrant: db.prepare<[number | bigint]>('DELETE FROM bandwidth_grants WHERE id = ?'),
       totalBandwidth: db.prepare<[string, Buffer], bigint>('SELECT COALESCE(SUM(bandwidth_bytes), 0) FROM bandwidth_grants WHERE mode = ? AND subject = ?').pluck().safeIntegers(true),
@@ -323,38 +415,70 @@ export class RegistrationStore implements AllocationTable {
     return this.st.listPeers.all().map(peerFromRow);
   }
 
-  /** A new peer; its addresses must have been allocated in the same transaction. */
-  insertPeer(p: { wgPublicKey: Uint8Array; ipv4: Uint8Array; ipv6: Uint8Array; psk: Uint8Array | null; nowSec: number }): void {
-    this.st.insertPeer.run(blob(p.wgPublicKey), blob(p.ipv4), blob(p.ipv6), p.psk ? blob(p.psk) : null, p.nowSec, p.nowSec);
+  /** Every peer's grant and usage, for one poll of the peer controller. */
+  peerUsage(): PeerUsageRow[] {
+    return this.st.peerUsage.all().map((r) => ({
+      wgPublicKey: r[0],
+      grantedBytes: r[1],
+      expiresAt: Number(r[2]),
+      rxBytes: r[3],
+      txBytes: r[4],
+      seenRx: r[5],
+      seenTx: r[6],
+      lastHandshake: Number(r[7]),
+      updatedAt: Number(r[8]),
+      hasPsk: r[9] === 1n,
+    }));
   }
 
-  /** A re-registration of a known peer: new PSK (new LP session), same addresses. */
-  renewPeer(wgPublicKey: Uint8Array, psk: Uint8Array | null, nowSec: number): void {
-    this.st.renewPeer.run(psk ? blob(psk) : null, nowSec, blob(wgPublicKey));
+  get peerCount(): number {
+    return this.st.peerCount.get() ?? 0;
   }
 
-  /** Puts back a peer's mutable fields as they were before a renewal (compensation after a failed apply). */
+  /** A new peer with its first grant; its addresses must have been allocated in the same transaction. */
+  insertPeer(p: { wgPublicKey: Uint8Array; ipv4: Uint8Array; ipv6: Uint8Array; psk: Uint8Array | null; grantedBytes: bigint; expiresAt: number; nowSec: number }): void {
+    this.st.insertPeer.run(blob(p.wgPublicKey), blob(p.ipv4), blob(p.ipv6), p.psk ? blob(p.psk) : null, p.nowSec, p.nowSec, p.grantedBytes, p.expiresAt);
+  }
+
+  /** A re-registration of a known peer: new PSK (new LP session) and grant, same addresses, usage kept. */
+  renewPeer(wgPublicKey: Uint8Array, p: { psk: Uint8Array | null; grantedBytes: bigint; expiresAt: number; nowSec: number }): void {
+    this.st.renewPeer.run(p.psk ? blob(p.psk) : null, p.nowSec, p.grantedBytes, p.expiresAt, blob(wgPublicKey));
+  }
+
+  /** Puts back a peer's registration fields as they were before a renewal (compensation after a failed apply). */
   restorePeer(prev: StoredPeer): void {
-    this.st.restorePeer.run(prev.psk ? blob(prev.psk) : null, prev.updatedAt, prev.registrations, blob(prev.wgPublicKey));
+    this.st.restorePeer.run(prev.psk ? blob(prev.psk) : null, prev.updatedAt, prev.registrations, prev.grantedBytes, prev.expiresAt, blob(prev.wgPublicKey));
   }
 
-  /** Deletes a peer and (cascade) its address allocations, whose offsets become free again. */
+  /** Persists one poll's readings (usage added, device counters seen, last handshake) in one transaction. */
+  recordUsage(updates: readonly PeerUsageUpdate[]): void {
+    if (updates.length === 0) return;
+    this.transaction(() => {
+      for (const u of updates) this.st.recordUsage.run(u.addRx, u.addTx, u.seenRx, u.seenTx, u.lastHandshake, blob(u.wgPublicKey));
+    });
+  }
+
+  /** Deletes a peer and (cascade) its address allocations, whose addresses become free again. */
   deletePeer(wgPublicKey: Uint8Array): boolean {
     return this.st.deletePeer.run(blob(wgPublicKey)).changes > 0;
   }
 
+  /**
+   * Deletes a peer only if it was not registered again since `updatedAt` was read (the peer controller
+   * decides on a snapshot; a renewal in between wins). Returns whether it was deleted.
+   */
+  deletePeerIfUnchanged(wgPublicKey: Uint8Array, updatedAt: number): boolean {
+    return this.st.deletePeerIfUnchanged.run(blob(wgPublicKey), updatedAt).changes > 0;
+  }
+
   // ---- address allocations (AllocationTable) -----------------------------------------------------
 
-  claimLowestFree(pool: string, first: number, last: number): number | null {
-    const released = this.st.minReleased.get(pool, first, last);
-    if (released !== null && released !== undefined) {
-      this.st.unrelease.run(pool, released);
-      return released;
-    }
-    const next = Math.max(first, this.st.nextOffset.get(pool) ?? first);
-    if (next > last) return null;
-    this.st.setNextOffset.run(pool, next + 1);
-    return next;
+  offsetTaken(pool: string, offset: number): boolean {
+    return this.st.offsetTaken.get(pool, offset) !== undefined;
+  }
+
+  allocatedOffsets(pool: string): IterableIterator<number> {
+    return this.st.poolOffsets.iterate(pool);
   }
 
   addressTaken(family: IpFamily, address: Uint8Array): boolean {
@@ -411,6 +535,7 @@ export class RegistrationStore implements AllocationTable {
       g.issuerKeyId ? blob(g.issuerKeyId) : null,
       g.serial ? blob(g.serial) : null,
       g.bandwidthBytes,
+      g.expiresAt,
       g.nowSec,
     );
     return Number(r.lastInsertRowid);
@@ -420,7 +545,7 @@ export class RegistrationStore implements AllocationTable {
     this.st.deleteGrant.run(id);
   }
 
-  /** Sum of all bandwidth granted to a WireGuard key (dvpn) or client_id (mixnet). */
+  /** Sum of all bandwidth ever granted to a WireGuard key (dvpn) or client_id (mixnet): the credential history. */
   totalBandwidth(mode: RegistrationModeName, subject: Uint8Array): bigint {
     return this.st.totalBandwidth.get(mode, blob(subject)) ?? 0n;
   }

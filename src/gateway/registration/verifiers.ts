@@ -2,7 +2,8 @@
  * Credential verifiers (PRODUCT.md §2). Nym's zk-nym ecash is out of scope; a gateway runs one of:
  *
  * - `mock`: accepts any well-formed credential (a mock blob or a ticket, unchecked) and grants a fixed
- *   bandwidth, 1 GiB by default (upstream's mock-ecash figure). Localnet and tests only.
+ *   bandwidth, 1 GiB by default (upstream's mock-ecash figure), for a fixed time (30 days by default).
+ *   Localnet and tests only.
  * - `ticket`: an Ed25519-signed BandwidthTicket from a configured issuer. Checks, in this order (so an
  *   unauthenticated ticket is never judged by its contents): well-formed, known issuer (key id = first
  *   8 bytes of BLAKE3(issuer pk)), signature over `ticketSigningBytes`, ticket type equals the request's,
@@ -20,11 +21,15 @@ import { ISSUER_KEY_ID_LEN, MAX_TICKET_BANDWIDTH, TICKET_SERIAL_LEN, issuerKeyId
 
 /** 1 GiB, upstream's mock-ecash allocation. */
 export const MOCK_BANDWIDTH_BYTES = 1n << 30n;
+/** How long a mock grant lasts: 30 days. */
+export const MOCK_VALIDITY_SEC = 30 * 86_400;
 
 export type VerifierKind = 'mock' | 'ticket';
 
 export interface VerifiedCredential {
   bandwidthBytes: bigint;
+  /** Unix seconds at which the grant ends: the ticket's expiry, or now + the mock verifier's validity. */
+  expiresAt: number;
   credential: 'mock' | 'ticket';
   /** Set for a ticket spent by the `ticket` verifier. */
   issuerKeyId: Uint8Array | null;
@@ -66,14 +71,16 @@ export function checkWellFormed(credential: Credential): void {
 export class MockVerifier implements CredentialVerifier {
   readonly kind = 'mock';
   readonly bandwidthBytes: bigint;
+  readonly validitySec: number;
 
-  constructor(opts: { bandwidthBytes?: bigint } = {}) {
+  constructor(opts: { bandwidthBytes?: bigint; validitySec?: number } = {}) {
     this.bandwidthBytes = opts.bandwidthBytes ?? MOCK_BANDWIDTH_BYTES;
+    this.validitySec = opts.validitySec ?? MOCK_VALIDITY_SEC;
   }
 
-  verify(credential: Credential): VerifiedCredential {
+  verify(credential: Credential, _ticketType: TicketType, nowSec: number): VerifiedCredential {
     checkWellFormed(credential);
-    return { bandwidthBytes: this.bandwidthBytes, credential: 'mock', issuerKeyId: null, serial: null };
+    return { bandwidthBytes: this.bandwidthBytes, expiresAt: Math.floor(nowSec) + this.validitySec, credential: 'mock', issuerKeyId: null, serial: null };
   }
 }
 
@@ -135,6 +142,7 @@ export class TicketVerifier implements CredentialVerifier {
       nowSec: Math.floor(nowSec),
     });
     if (!spent) gwFail(GatewayErrorCode.TICKET_SPENT, `ticket serial ${toHex(t.serial)} from issuer ${keyId} has already been spent`);
-    return { bandwidthBytes: t.bandwidthBytes, credential: 'ticket', issuerKeyId: t.issuerKeyId, serial: t.serial };
+    const expiresAt = t.expiry > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(t.expiry);
+    return { bandwidthBytes: t.bandwidthBytes, expiresAt, credential: 'ticket', issuerKeyId: t.issuerKeyId, serial: t.serial };
   }
 }
