@@ -1,5 +1,5 @@
 /**
- * Known-answer tests: the byte formats we kept from upstream (../shared/vectors/upstream-lp-kat.json)
+ * Known-answer tests: the byte formats we kept from upstream (test/vectors/public/upstream-lp-kat.json)
  * and the official BLAKE3 vectors. Upstream's key derivations (PSQ v1, "lp-outer-aead") are not ours;
  * where a vector uses one, it is used only to check a layout we kept (e.g. the AEAD packet sealing).
  */
@@ -36,8 +36,8 @@ import {
   type KktContext,
 } from '../../src/core/index.js';
 
-const shared = (name: string): string => readFileSync(new URL(`../../../shared/vectors/${name}`, import.meta.url), 'utf8');
-const kat = JSON.parse(shared('upstream-lp-kat.json')) as Record<string, unknown> & {
+const vendored = (name: string): string => readFileSync(new URL(`../vectors/public/${name}`, import.meta.url), 'utf8');
+const kat = JSON.parse(vendored('upstream-lp-kat.json')) as Record<string, unknown> & {
   client_seed01: Record<string, string>;
   gateway_seed02: Record<string, string>;
 };
@@ -144,7 +144,7 @@ interface Blake3Vectors {
   context_string: string;
   cases: { input_len: number; hash: string; keyed_hash: string; derive_key: string }[];
 }
-const b3 = JSON.parse(shared('blake3-test-vectors.json')) as Blake3Vectors;
+const b3 = JSON.parse(vendored('blake3-test-vectors.json')) as Blake3Vectors;
 
 test(`official BLAKE3 vectors: all ${b3.cases.length} derive_key (and hash) cases`, () => {
   const ctx = new TextEncoder().encode(b3.context_string);

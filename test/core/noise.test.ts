@@ -23,7 +23,7 @@ interface CacophonyVector {
 }
 
 const file = JSON.parse(
-  readFileSync(new URL('../../../shared/vectors/noise-cacophony-25519-chachapoly-sha256.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../vectors/public/noise-cacophony-25519-chachapoly-sha256.json', import.meta.url), 'utf8'),
 ) as { vectors: CacophonyVector[] };
 const vectors = file.vectors;
 
