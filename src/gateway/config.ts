@@ -99,7 +99,10 @@ export interface GatewayConfig {
     tunnelIpv4: string;
     /** The gateway's own tunnel IPv6 address; empty = the first host of registration.ipv6_pool. */
     tunnelIpv6: string;
-    /** Exit, managed interface: forward clients' traffic to this interface, masqueraded; empty = clients reach only the gateway. */
+    /**
+     * Managed interface: forward clients' tunnel traffic out of this interface, masqueraded — an exit anywhere, an
+     * entry only to its directory's exits' WireGuard endpoints; empty = clients reach only the gateway.
+     */
     uplink: string;
     /** How the interface is driven: auto (UAPI socket if present, else wg), uapi, or wg. */
     control: string;

@@ -222,7 +222,16 @@ export class Directory {
       const prev = next.get(key);
       if (!prev || prev.issued_at < d.issued_at) next.set(key, d);
     }
+    const changed = next.size !== this.index.size || [...next].some(([k, d]) => this.index.get(k)?.signature !== d.signature);
     this.index = next;
+    if (changed) this.changeListener?.(this.entries());
+  }
+
+  private changeListener: ((entries: GatewayDescriptor[]) => void) | null = null;
+
+  /** Called with every gateway after a load or refresh that changed the set (e.g. to update forwarding rules). */
+  onChange(listener: (entries: GatewayDescriptor[]) => void): void {
+    this.changeListener = listener;
   }
 
   /** Verifies a descriptor object; null when it is our own. Throws a reason string as Error. */

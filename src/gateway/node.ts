@@ -116,6 +116,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const directory = isEntry ? new Directory({ peers: config.directory.peers, topology: config.directory.topology, refreshSec: config.directory.refreshSec, ownIdentity: keys.ed25519.publicKey }, suite, logger.child({ component: 'directory' })) : null;
   if (directory) {
     await directory.load();
+    await plane.allowExits(directory.entries());
+    directory.onChange((entries) => void plane.allowExits(entries).catch((e: unknown) => logger.error({ err: e }, 'updating the forwarding policy for the directory failed')));
     directory.start();
     logger.info({ peers: directory.size }, 'directory loaded');
   }

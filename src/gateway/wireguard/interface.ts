@@ -9,8 +9,10 @@
  * else LPGW_ERR_WG_UNAVAILABLE — or adopt it if it already exists (a restart: the interface outlives the
  * gateway so clients keep their tunnels); set the private key (data/wireguard.key) and listen port; give it
  * the gateway's tunnel addresses with the pools' prefixes (so the pools route to it); bring it up; install
- * the forwarding policy (nftables): clients reach only the gateway, or — with `wireguard.uplink` on an exit —
- * also the uplink, masqueraded.
+ * the forwarding policy (nftables, `ForwardingPolicy`): without `wireguard.uplink` clients reach only the
+ * gateway; with it an exit forwards them anywhere out of the uplink, and an entry only to the WireGuard
+ * endpoints of the exits in its directory (two hops: the exit tunnel's UDP inside the entry tunnel) — both
+ * masqueraded, so what lies behind sees the gateway's address, never a client's.
  *
  * Unmanaged: the interface must exist and its public key and listen port must be the ones the descriptor
  * announces, else LPGW_ERR_WG_MISMATCH names which (a client could register but never complete a handshake).
@@ -20,7 +22,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import { toHex } from '../../core/bytes.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
-import { formatIp, type AddressPool } from '../registration/allocator.js';
+import { formatIp, parseIp, type AddressPool } from '../registration/allocator.js';
 import { describeFailure, findExecutable, runCommand } from './command.js';
 import type { WgControl, WgDevice } from './device.js';
 import { ensurePrivateDir } from './private-file.js';
@@ -69,13 +71,26 @@ export async function linkKind(name: string): Promise<string | null> {
   }
 }
 
+/**
+ * Where a gateway forwards its clients' tunnel traffic out of the uplink: an exit anywhere; an entry only to
+ * exits' WireGuard endpoints (UDP to those address/port pairs), so it never becomes an open proxy.
+ */
+export type ForwardingPolicy = { role: 'exit' } | { role: 'entry'; exits: ExitEndpoint[] };
+
+export interface ExitEndpoint {
+  address: string;
+  family: 4 | 6;
+  port: number;
+}
+
 export interface ManagedInterfaceOptions {
   name: string;
   privateKey: Uint8Array;
   listenPort: number;
   pools: { ipv4: AddressPool; ipv6: AddressPool };
-  /** Exit only: forward clients' traffic to this interface, masqueraded; '' = clients reach only the gateway. */
+  /** Forward clients' permitted traffic out of this interface, masqueraded; '' = clients reach only the gateway. */
   uplink: string;
+  policy: ForwardingPolicy;
   /** The wireguard-go executable (used when the kernel has no WireGuard). */
   wireguardGo: string;
   device: Omit<DeviceOptions, 'control'> & { control: 'auto' | WgControl };
@@ -157,7 +172,7 @@ export function nftTableName(iface: string): string {
 }
 
 /** The nftables ruleset of the managed interface (DESIGN.md §10.9). */
-export function forwardingRuleset(iface: string, uplink: string, pools: { ipv4: AddressPool; ipv6: AddressPool }): string {
+export function forwardingRuleset(iface: string, uplink: string, pools: { ipv4: AddressPool; ipv6: AddressPool }, policy: ForwardingPolicy): string {
   const t = nftTableName(iface);
   const q = (s: string): string => JSON.stringify(s);
   const lines = [
@@ -168,7 +183,14 @@ export function forwardingRuleset(iface: string, uplink: string, pools: { ipv4: 
     '    type filter hook forward priority filter; policy accept;',
   ];
   if (uplink !== '') {
-    lines.push(`    iifname ${q(iface)} oifname ${q(uplink)} accept`, `    iifname ${q(uplink)} oifname ${q(iface)} ct state established,related accept`);
+    if (policy.role === 'exit') lines.push(`    iifname ${q(iface)} oifname ${q(uplink)} accept`);
+    else {
+      for (const family of [4, 6] as const) {
+        const set = policy.exits.filter((e) => e.family === family).map((e) => `${e.address} . ${e.port}`);
+        if (set.length > 0) lines.push(`    iifname ${q(iface)} oifname ${q(uplink)} ${family === 4 ? 'ip' : 'ip6'} daddr . udp dport { ${set.join(', ')} } accept`);
+      }
+    }
+    lines.push(`    iifname ${q(uplink)} oifname ${q(iface)} ct state established,related accept`);
   }
   lines.push(`    iifname ${q(iface)} drop`, `    oifname ${q(iface)} drop`, '  }');
   if (uplink !== '') {
@@ -184,7 +206,24 @@ export function forwardingRuleset(iface: string, uplink: string, pools: { ipv4: 
   return lines.join('\n');
 }
 
-async function installForwardingPolicy(o: ManagedInterfaceOptions): Promise<void> {
+/**
+ * Exits' WireGuard endpoints from directory descriptors, for an entry's policy. Only IP literals count (an
+ * endpoint given as a host name is skipped and named, so an operator sees why a tunnel to it cannot pass).
+ */
+export function exitEndpoints(endpoints: readonly string[]): { exits: ExitEndpoint[]; skipped: string[] } {
+  const exits: ExitEndpoint[] = [];
+  const skipped: string[] = [];
+  for (const e of endpoints) {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(e);
+    const ip = m?.[1] !== undefined ? parseIp(m[1]) : null;
+    if (!m || !ip) skipped.push(e);
+    else exits.push({ address: formatIp(ip.bytes), family: ip.family, port: Number(m[2]) });
+  }
+  return { exits, skipped };
+}
+
+/** (Re)installs the forwarding policy of a managed interface (e.g. when an entry's directory changed). */
+export async function installForwardingPolicy(o: Pick<ManagedInterfaceOptions, 'name' | 'uplink' | 'pools' | 'policy' | 'device' | 'logger'>): Promise<void> {
   const nft = findExecutable('nft');
   if (nft === null) {
     if (o.uplink !== '') throw new GatewayError(GatewayErrorCode.WG_INTERFACE, `wireguard.uplink = ${o.uplink} needs nftables for forwarding and masquerade: apt-get install nftables`);
@@ -202,9 +241,15 @@ async function installForwardingPolicy(o: ManagedInterfaceOptions): Promise<void
   }
   const dir = ensurePrivateDir(o.device.privateDir);
   const file = join(dir, `${nftTableName(o.name)}.nft`);
-  writeFileSync(file, forwardingRuleset(o.name, o.uplink, o.pools), { mode: 0o600 });
+  writeFileSync(file, forwardingRuleset(o.name, o.uplink, o.pools, o.policy), { mode: 0o600 });
   const r = await runCommand(nft, ['-f', file]);
   if (r.code !== 0) throw new GatewayError(GatewayErrorCode.WG_INTERFACE, `installing the forwarding policy of ${o.name}: ${describeFailure('nft', ['-f', file], r)}`);
+  if (o.uplink !== '') {
+    o.logger.info(
+      o.policy.role === 'exit' ? { interface: o.name, uplink: o.uplink, role: 'exit' } : { interface: o.name, uplink: o.uplink, role: 'entry', exits: o.policy.exits.map((e) => `${e.family === 6 ? `[${e.address}]` : e.address}:${e.port}`) },
+      o.policy.role === 'exit' ? 'clients may reach anything out of the uplink (masqueraded)' : "clients may reach only the directory's exits' WireGuard endpoints out of the uplink (masqueraded)",
+    );
+  }
 }
 
 /**

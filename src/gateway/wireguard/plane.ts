@@ -10,7 +10,8 @@ import type { GatewayMetrics } from '../metrics.js';
 import { formatIp, type AddressPool } from '../registration/allocator.js';
 import type { RegistrationStore } from '../registration/store.js';
 import type { WgDevice } from './device.js';
-import { openDevice, setUpManagedInterface, verifyUnmanagedInterface } from './interface.js';
+import type { GatewayDescriptor } from '../descriptor.js';
+import { type ForwardingPolicy, exitEndpoints, installForwardingPolicy, openDevice, setUpManagedInterface, verifyUnmanagedInterface } from './interface.js';
 import { DevicePeerApplier, NullPeerApplier, type PeerApplier } from './peer-applier.js';
 import { PeerController, type PeerControllerMetrics, type StartReport } from './peer-controller.js';
 import { privateDirIn } from './wg-tool-device.js';
@@ -61,6 +62,8 @@ export class WireguardPlane {
     if (wg.interface !== '') {
       const deviceOptions = { control: wg.control as 'auto' | 'uapi' | 'wg', uapiDir: wg.uapiDir, privateDir: privateDirIn(o.config.dataDir) };
       if (wg.manage) {
+        // An entry-only gateway starts with no exit to forward to; allowExits() adds its directory's.
+        const policy: ForwardingPolicy = o.config.mode === 'entry' ? { role: 'entry', exits: [] } : { role: 'exit' };
         device = (
           await setUpManagedInterface({
             name: wg.interface,
@@ -68,6 +71,7 @@ export class WireguardPlane {
             listenPort: wg.listenPort,
             pools: o.pools,
             uplink: wg.uplink,
+            policy,
             wireguardGo: wg.wireguardGo,
             device: deviceOptions,
             logger: log,
@@ -107,6 +111,26 @@ export class WireguardPlane {
   async stop(): Promise<void> {
     this.controller.stop();
     await this.controller.idle();
+  }
+
+  /**
+   * An entry-only gateway with a managed interface and an uplink forwards its clients' tunnel traffic only to
+   * its directory's exits' WireGuard endpoints (two hops); called with the directory whenever it changes.
+   */
+  async allowExits(gateways: readonly GatewayDescriptor[]): Promise<void> {
+    const wg = this.o.config.wireguard;
+    if (!wg.manage || wg.uplink === '' || this.o.config.mode !== 'entry') return;
+    const exits = gateways.filter((g) => g.roles.includes('exit') && g.wireguard !== null);
+    const { exits: endpoints, skipped } = exitEndpoints(exits.map((g) => g.wireguard?.endpoint ?? ''));
+    if (skipped.length > 0) this.o.logger.warn({ endpoints: skipped }, "exits' WireGuard endpoints given as host names cannot be allowed through the entry (use IP addresses)");
+    await installForwardingPolicy({
+      name: wg.interface,
+      uplink: wg.uplink,
+      pools: this.o.pools,
+      policy: { role: 'entry', exits: endpoints },
+      device: { control: wg.control as 'auto' | 'uapi' | 'wg', uapiDir: wg.uapiDir, privateDir: privateDirIn(this.o.config.dataDir) },
+      logger: this.o.logger,
+    });
   }
 
   /** Counted when a deregistration removes a peer. */
