@@ -1,11 +1,11 @@
 /**
  * The curve, AEAD and randomness the WireGuard client needs, behind one small interface so that known-answer
- * tests can inject the randomness (ephemeral keys, sender indices, jitter, cookie nonces). The default reuses
- * the project's primitive backend (sodium-native X25519 and ChaCha20-Poly1305, node:crypto randomness) and
- * adds XChaCha20-Poly1305 for cookie replies.
+ * tests can inject the randomness (ephemeral keys, sender indices, jitter). Randomness defaults to the
+ * project's primitives (`defaultSuite.prims`); the curve and AEADs (ChaCha20-Poly1305 for the handshake and
+ * transport, XChaCha20-Poly1305 for cookie replies) are sodium-native's.
  */
 import sodium from 'sodium-native';
-import { defaultSuite, type Primitives } from '../../core/index.js';
+import { defaultSuite } from '../../core/index.js';
 
 export interface WgCrypto {
   randomBytes(n: number): Uint8Array;
@@ -25,8 +25,6 @@ export interface WgCrypto {
   zeroize(b: Uint8Array): void;
 }
 
-const EMPTY = new Uint8Array(0);
-
 function nonceFor(counter: number): Uint8Array {
   const n = new Uint8Array(12);
   const dv = new DataView(n.buffer);
@@ -35,10 +33,13 @@ function nonceFor(counter: number): Uint8Array {
   return n;
 }
 
-/** The default backend built on a Primitives implementation (the project's sodium backend by default). */
-export function primitivesWgCrypto(prims: Primitives = defaultSuite.prims): WgCrypto {
+/**
+ * The default backend: sodium-native for X25519 and both AEADs (outputs are plain Uint8Arrays of their own,
+ * never views into Node's shared Buffer pool), randomness from the project's primitives unless injected.
+ */
+export function sodiumWgCrypto(randomBytes: (n: number) => Uint8Array = (n) => defaultSuite.prims.randomBytes(n)): WgCrypto {
   return {
-    randomBytes: (n) => prims.randomBytes(n),
+    randomBytes,
     x25519Public(secret) {
       const out = new Uint8Array(32);
       sodium.crypto_scalarmult_base(out, secret);
@@ -55,9 +56,25 @@ export function primitivesWgCrypto(prims: Primitives = defaultSuite.prims): WgCr
       for (const b of out) acc |= b;
       return acc === 0 ? null : out;
     },
-    seal: (key, counter, aad, plaintext) => prims.aeadSeal(key, nonceFor(counter), aad, plaintext),
-    sealInPlace: (key, counter, buf, length) => prims.aeadSealInPlace(key, nonceFor(counter), EMPTY, buf, length),
-    open: (key, counter, aad, ciphertext) => prims.aeadOpen(key, nonceFor(counter), aad, ciphertext),
+    seal(key, counter, aad, plaintext) {
+      const out = new Uint8Array(plaintext.length + 16);
+      sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plaintext, aad.length ? aad : null, null, nonceFor(counter), key);
+      return out;
+    },
+    sealInPlace(key, counter, buf, length) {
+      // libsodium allows c == m: the ciphertext overwrites the plaintext, the tag follows it
+      sodium.crypto_aead_chacha20poly1305_ietf_encrypt(buf.subarray(0, length + 16), buf.subarray(0, length), null, null, nonceFor(counter), key);
+    },
+    open(key, counter, aad, ciphertext) {
+      if (ciphertext.length < 16) return null;
+      const out = new Uint8Array(ciphertext.length - 16);
+      try {
+        sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, ciphertext, aad.length ? aad : null, nonceFor(counter), key);
+      } catch {
+        return null;
+      }
+      return out;
+    },
     xseal(key, nonce, aad, plaintext) {
       const out = new Uint8Array(plaintext.length + 16);
       sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out, plaintext, aad.length ? aad : null, null, nonce, key);
@@ -73,11 +90,11 @@ export function primitivesWgCrypto(prims: Primitives = defaultSuite.prims): WgCr
       }
       return out;
     },
-    zeroize: (b) => b.fill(0),
+    zeroize: (b) => sodium.sodium_memzero(b),
   };
 }
 
-export const defaultWgCrypto: WgCrypto = primitivesWgCrypto();
+export const defaultWgCrypto: WgCrypto = sodiumWgCrypto();
 
 /** The same backend with randomness from `next` (known-answer vectors and reproducible tests only). */
 export function withRandom(c: WgCrypto, next: (n: number) => Uint8Array): WgCrypto {

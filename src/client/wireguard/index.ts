@@ -6,7 +6,7 @@
 export * from './errors.js';
 export * from './constants.js';
 export { hash as wgHash, hmac as wgHmac, mac as wgMac, kdf1 as wgKdf1, kdf2 as wgKdf2, kdf3 as wgKdf3, CONSTRUCTION as WG_CONSTRUCTION, IDENTIFIER as WG_IDENTIFIER } from './kdf.js';
-export { defaultWgCrypto, primitivesWgCrypto, withRandom as wgCryptoWithRandom, type WgCrypto } from './crypto.js';
+export { defaultWgCrypto, sodiumWgCrypto, withRandom as wgCryptoWithRandom, type WgCrypto } from './crypto.js';
 export * from './keys.js';
 export { tai64n, monotonicTai64n, compareTai64n } from './tai64n.js';
 export * from './messages.js';

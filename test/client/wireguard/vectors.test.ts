@@ -215,7 +215,7 @@ const HM = (k: Uint8Array, ...p: Uint8Array[]): Uint8Array => {
 const KDF = (k: Uint8Array, i: Uint8Array, n: number): Uint8Array[] => {
   const prk = HM(k, i);
   const out: Uint8Array[] = [];
-  let prev = new Uint8Array(0);
+  let prev: Uint8Array = new Uint8Array(0);
   for (let j = 1; j <= n; j++) {
     prev = HM(prk, prev, Uint8Array.of(j));
     out.push(prev);
@@ -229,12 +229,12 @@ const nonce = (c: number): Buffer => {
 };
 const seal = (k: Uint8Array, c: number, ad: Uint8Array, pt: Uint8Array): Uint8Array => {
   const ci = createCipheriv('chacha20-poly1305', k, nonce(c), { authTagLength: 16 });
-  ci.setAAD(ad);
+  ci.setAAD(ad, { plaintextLength: pt.length });
   return new Uint8Array(Buffer.concat([ci.update(pt), ci.final(), ci.getAuthTag()]));
 };
 const open = (k: Uint8Array, c: number, ct: Uint8Array, ad: Uint8Array = new Uint8Array(0)): Uint8Array => {
   const d = createDecipheriv('chacha20-poly1305', k, nonce(c), { authTagLength: 16 });
-  d.setAAD(ad);
+  d.setAAD(ad, { plaintextLength: ct.length - 16 });
   d.setAuthTag(ct.subarray(ct.length - 16));
   return new Uint8Array(Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]));
 };
