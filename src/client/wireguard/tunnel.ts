@@ -237,6 +237,7 @@ export class WgTunnel {
 
   /** Pings `dst` (4 or 16 bytes) through the tunnel from localIpv4/localIpv6. */
   async ping(dst: Uint8Array, o: PingOptions = {}): Promise<PingResult> {
+    if (this.closed) throw new WgError(WgErrorCode.CLOSED, 'tunnel is closed');
     const src = dst.length === 4 ? this.o.localIpv4 : dst.length === 16 ? this.o.localIpv6 : null;
     if (!src) throw new WgError(WgErrorCode.BAD_ARGUMENT, dst.length === 4 || dst.length === 16 ? `no local IPv${dst.length === 4 ? 4 : 6} address to ping from` : 'dst must be 4 or 16 bytes');
     const count = o.count ?? 1;

@@ -150,9 +150,50 @@ const ops: Record<string, (m: Json) => Promise<Json>> = {
     }
     return { flood: await flood, connect };
   },
+  /**
+   * Traffic started on the gateway's side: a plain socket on the gateway's tunnel address (local in this
+   * namespace) sends to the client's tunnel address; the kernel routes it into wireguard-go, which encrypts
+   * it to the client; the client echoes it back through the tunnel.
+   */
+  async udpFromGateway(m) {
+    const { t } = tunnel(m.tid);
+    const gw = String(m.gw);
+    const port = Number(m.port);
+    const flow = t.udpTransport({ src: parseIp(String(m.client)), srcPort: port, dst: parseIp(gw), dstPort: port + 1 });
+    flow.onMessage((b) => flow.send(b));
+    const s = dgram.createSocket(gw.includes(':') ? 'udp6' : 'udp4');
+    let wake: (() => void) | null = null;
+    let echoed = 0;
+    s.on('message', () => {
+      echoed++;
+      wake?.();
+    });
+    await new Promise<void>((r) => s.bind(port + 1, gw, r));
+    let sent = 0;
+    for (let i = 0; i < Number(m.count ?? 3); i++) {
+      const before = echoed;
+      s.send(Buffer.from(`from the gateway side #${i}`), port, String(m.client));
+      sent++;
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, 1000);
+        wake = () => {
+          if (echoed > before) {
+            clearTimeout(timer);
+            r();
+          }
+        };
+      });
+    }
+    s.close();
+    flow.close();
+    return { sent, echoed };
+  },
+  async uid() {
+    return { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+  },
   async close(m) {
     tunnel(m.tid).t.close();
-    tunnels.delete(String(m.tid));
+    if (!m.keep) tunnels.delete(String(m.tid));
     return {};
   },
   async format(m) {
