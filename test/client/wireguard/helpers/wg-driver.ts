@@ -5,6 +5,7 @@
  * anything else is a crash report the test fails on.
  */
 import dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import {
   WgError,
@@ -188,6 +189,67 @@ const ops: Record<string, (m: Json) => Promise<Json>> = {
     flow.close();
     return { sent, echoed };
   },
+  // --- benchmark operations (bench/wireguard-client.bench.ts) -------------------------------------------
+  /** Sequential-per-worker full connects (socket, handshake, key confirmation, close) over a set of peer keys. */
+  async benchHandshakes(m) {
+    const keys = (m.privateKeys as string[]).map(unb64);
+    const count = Number(m.count);
+    const concurrency = Number(m.concurrency ?? 1);
+    const lat: number[] = [];
+    const lastUse = new Map<number, number>();
+    let next = 0;
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const i = next++;
+        // wireguard-go drops a second initiation from one peer within 20 ms ("handshake flood")
+        const since = performance.now() - (lastUse.get(i % keys.length) ?? -Infinity);
+        if (since < 25) await new Promise((r) => setTimeout(r, 25 - since));
+        lastUse.set(i % keys.length, performance.now());
+        const t = performance.now();
+        const tunnel = await WgTunnel.connect({
+          privateKey: keys[i % keys.length] as Uint8Array,
+          peerPublicKey: unb64(m.peerPublicKey),
+          presharedKey: unb64(m.presharedKey),
+          endpoint: { host: String(m.host), port: Number(m.port) },
+          localIpv4: null,
+          localIpv6: null,
+          timeoutMs: 5000,
+        });
+        lat.push(performance.now() - t);
+        tunnel.close();
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return { count, elapsedMs: performance.now() - t0, ...summary(lat) };
+  },
+  async benchPing(m) {
+    const t0 = performance.now();
+    const r = await tunnel(m.tid).t.ping(parseIp(String(m.dst)), { count: Number(m.count), timeoutMs: 1000, size: Number(m.size ?? 56) });
+    return { elapsedMs: performance.now() - t0, sent: r.sent, received: r.received, ...summary(r.rttMs) };
+  },
+  /** A UDP echo server on this namespace's address (lives until the driver exits). */
+  async udpEchoServer(m) {
+    const addr = String(m.addr);
+    const s = dgram.createSocket(addr.includes(':') ? 'udp6' : 'udp4');
+    s.on('message', (b, rinfo) => s.send(b, rinfo.port, rinfo.address));
+    await new Promise<void>((r) => s.bind(Number(m.port), addr, r));
+    servers.push(s);
+    return {};
+  },
+  /** Sequential UDP round trips from a plain socket (through the kernel, e.g. a wireguard-go interface). */
+  async udpEchoClient(m) {
+    const host = String(m.host);
+    const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((r) => s.bind(0, r));
+    const flow: DatagramTransport = { send: (b) => s.send(b, Number(m.port), host), onMessage: (cb) => s.on('message', (b) => cb(new Uint8Array(b))), close: () => s.close() };
+    return echoRounds(flow, Number(m.count), Number(m.size ?? 56));
+  },
+  /** The same round trips through a WgTunnel's udpTransport. */
+  async tunnelUdpEcho(m) {
+    const flow = tunnel(m.tid).t.udpTransport({ src: parseIp(String(m.src)), srcPort: Number(m.srcPort), dst: parseIp(String(m.dst)), dstPort: Number(m.dstPort) });
+    return echoRounds(flow, Number(m.count), Number(m.size ?? 56));
+  },
   async uid() {
     return { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
   },
@@ -200,6 +262,45 @@ const ops: Record<string, (m: Json) => Promise<Json>> = {
     return { ip: formatIp(parseIp(String(m.ip))) };
   },
 };
+
+const servers: dgram.Socket[] = [];
+
+function summary(xs: number[]): { p50: number; p90: number; p99: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
+  return { p50: q(0.5), p90: q(0.9), p99: q(0.99) };
+}
+
+/** `count` sequential request/echo round trips over a datagram flow (1 s timeout each). */
+async function echoRounds(flow: DatagramTransport, count: number, size: number): Promise<Json> {
+  let wake: (() => void) | null = null;
+  let got = 0;
+  flow.onMessage(() => {
+    got++;
+    wake?.();
+  });
+  const payload = new Uint8Array(size).fill(0x5a);
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const before = got;
+    const t = performance.now();
+    flow.send(payload);
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, 1000);
+      wake = () => {
+        if (got > before) {
+          clearTimeout(timer);
+          r();
+        }
+      };
+    });
+    if (got > before) lat.push(performance.now() - t);
+  }
+  const elapsedMs = performance.now() - t0;
+  flow.close();
+  return { count, received: lat.length, elapsedMs, ...summary(lat) };
+}
 
 function errorJson(e: unknown): Json {
   if (e instanceof WgError) return { code: e.code, message: e.message, detail: e.detail };
@@ -221,5 +322,6 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 });
 process.stdin.on('end', () => {
   for (const { t } of tunnels.values()) t.close();
+  for (const srv of servers) srv.close();
   process.exit(0);
 });

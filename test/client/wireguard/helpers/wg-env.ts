@@ -5,7 +5,7 @@
  * driver child running the TS client inside a namespace. Everything created here is torn down by `cleanup`.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,29 +105,43 @@ export interface WgGoOptions {
   addr4: string;
   /** e.g. 'fd91::1/64' */
   addr6: string;
+  /** wireguard-go's LOG_LEVEL (default 'verbose': the tests read its log). */
+  logLevel?: 'verbose' | 'error' | 'silent';
 }
 
 /** A wireguard-go interface in `ns`, configured and up. */
 export class WgGo {
-  readonly logs: string[] = [];
   private stopped = false;
   private constructor(
     readonly ns: Netns,
     readonly ifname: string,
     readonly proc: ChildProcess,
+    private readonly logDir: string,
   ) {}
+
+  /**
+   * wireguard-go's verbose log so far. It goes to a file, not a pipe: the tests call `wg` synchronously,
+   * and a pipe nobody drains during such a call would block wireguard-go (and so the `wg` call) once full.
+   */
+  get logs(): string[] {
+    try {
+      return readFileSync(join(this.logDir, 'log'), 'utf8').split('\n');
+    } catch {
+      return [];
+    }
+  }
 
   static async start(ns: Netns, o: WgGoOptions): Promise<WgGo> {
     const ifname = uniqueName();
+    const logDir = mkdtempSync(join(tmpdir(), 'lpwg-log-'));
+    const fd = openSync(join(logDir, 'log'), 'w', 0o600);
     const proc = spawn('ip', ['netns', 'exec', ns.name, WIREGUARD_GO ?? 'wireguard-go', '-f', ifname], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: 'verbose' },
+      stdio: ['ignore', fd, fd],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: o.logLevel ?? 'verbose' },
     });
-    const wg = new WgGo(ns, ifname, proc);
+    closeSync(fd);
+    const wg = new WgGo(ns, ifname, proc, logDir);
     cleanups.push(() => wg.stop());
-    for (const s of [proc.stdout, proc.stderr]) {
-      if (s) createInterface({ input: s }).on('line', (l) => wg.logs.length < 5000 && wg.logs.push(l));
-    }
     const sock = `/var/run/wireguard/${ifname}.sock`;
     const end = Date.now() + 5000;
     while (!existsSync(sock)) {
@@ -148,6 +162,20 @@ export class WgGo {
     if (p.keepalive) args.push('persistent-keepalive', String(p.keepalive));
     if (p.psk) withSecretFile(wgKeyToBase64(p.psk), (f) => this.ns.exec('wg', [...args, 'preshared-key', f]));
     else this.ns.exec('wg', args);
+  }
+
+  /** Many peers in one `wg set` (all with the same PSK file). */
+  setPeers(peers: readonly { publicKey: Uint8Array; allowedIps: string }[], psk: Uint8Array): void {
+    withSecretFile(wgKeyToBase64(psk), (f) =>
+      this.ns.exec('wg', ['set', this.ifname, ...peers.flatMap((p) => ['peer', wgKeyToBase64(p.publicKey), 'preshared-key', f, 'allowed-ips', p.allowedIps])]),
+    );
+  }
+
+  /** CPU seconds (user + system) wireguard-go has used so far. */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.proc.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   removePeer(publicKey: Uint8Array): void {
@@ -189,6 +217,7 @@ export class WgGo {
       }
     }
     rmSync(`/var/run/wireguard/${this.ifname}.sock`, { force: true });
+    rmSync(this.logDir, { recursive: true, force: true });
   }
 }
 
