@@ -192,7 +192,11 @@ export class WgTunnel {
       };
       const waiter: Waiter = { resolve: () => settle(resolve), reject: (e) => settle(() => reject(e)) };
       this.handshakeWaiters.push(waiter);
-      this.apply(this.peer.initiate(this.clock()));
+      try {
+        this.apply(this.peer.initiate(this.clock()));
+      } catch (e) {
+        settle(() => reject(e instanceof Error ? e : new Error(String(e))));
+      }
     });
   }
 
