@@ -51,6 +51,8 @@ export function uniqueName(): string {
 }
 
 const cleanups: (() => void)[] = [];
+// also when the runner exits without reaching `after` (everything registered here is synchronous)
+process.once('exit', () => cleanup());
 /** Runs every registered teardown, newest first; safe to call more than once. */
 export function cleanup(): void {
   while (cleanups.length) {
@@ -271,7 +273,7 @@ export class Driver {
     const proc = spawn('ip', ['netns', 'exec', ns.name, ...argv], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', ...(o.unprivileged ? { TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.json') } : {}) },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
     });
     const d = new Driver(proc);
     cleanups.push(() => d.kill());
