@@ -11,6 +11,8 @@ declare module 'sodium-native' {
     crypto_sign_ed25519_sk_to_curve25519(x: Buf, ed: Buf): void;
     crypto_aead_chacha20poly1305_ietf_encrypt(c: Buf, m: Buf, ad: Buf | null, nsec: null, npub: Buf, k: Buf): number;
     crypto_aead_chacha20poly1305_ietf_decrypt(m: Buf, nsec: null, c: Buf, ad: Buf | null, npub: Buf, k: Buf): number;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(c: Buf, m: Buf, ad: Buf | null, nsec: null, npub: Buf, k: Buf): number;
+    crypto_aead_xchacha20poly1305_ietf_decrypt(m: Buf, nsec: null, c: Buf, ad: Buf | null, npub: Buf, k: Buf): number;
     sodium_memzero(b: Buf): void;
     randombytes_buf(b: Buf): void;
   };
