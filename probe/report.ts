@@ -7,6 +7,9 @@
  */
 import { ClientError } from '../src/client/index.js';
 import type { GatewayDescriptor } from '../src/gateway/descriptor.js';
+import type { AsExitOutcome, WgOutcome } from './tunnel.js';
+
+export type { AsExitOutcome, WgOutcome } from './tunnel.js';
 
 /** Codes the probe itself produces (the client library's ClientError codes are the rest). */
 export const ProbeErrorCode = {
@@ -16,6 +19,12 @@ export const ProbeErrorCode = {
   NO_MATCHING_TICKET: 'LPC_ERR_NO_MATCHING_TICKET',
   /** `--transport udp` but the gateway's descriptor announces no LP UDP address. */
   TRANSPORT_UNAVAILABLE: 'LPC_ERR_TRANSPORT_UNAVAILABLE',
+  /** The WireGuard handshake completed but no echo to one of the gateway's tunnel addresses came back. */
+  TUNNEL_NO_ECHO: 'LPC_ERR_TUNNEL_NO_ECHO',
+  /** No echo from the hosts beyond the exit came back through its tunnel (or two hops are impossible). */
+  TUNNEL_NO_ROUTE: 'LPC_ERR_TUNNEL_NO_ROUTE',
+  /** The gateway announces no WireGuard endpoint, so there is no tunnel to check. */
+  NO_WIREGUARD: 'LPC_ERR_NO_WIREGUARD',
   /** `--wg-config FILE` could not be written. */
   WG_CONFIG: 'LPC_ERR_WG_CONFIG',
   /** Removing the probe's registration at the end of the run failed. */
@@ -96,6 +105,10 @@ export interface Timings {
   /** Direct rekey (KK1 → Ack) plus one ping in the new session. */
   rekey: number | null;
   telescoped_rekey: number | null;
+  /** WireGuard handshake + echoes with the entry (one hop). */
+  tunnel: number | null;
+  /** The exit's tunnel inside the entry's: handshake + echoes, and the echoes beyond the exit. */
+  telescoped_tunnel: number | null;
   total: number;
 }
 
@@ -107,6 +120,12 @@ export interface ProbeReport {
     telescoping: TelescopingOutcome | null;
     rekey: RekeyOutcome | null;
     telescoping_rekey: RekeyOutcome | null;
+    /** The WireGuard tunnel with the entry (dVPN, when the gateway announces a WireGuard endpoint); null when not checked. */
+    wg: WgOutcome | null;
+    /** With --exit: the exit's tunnel inside the entry's. */
+    wg_exit: WgOutcome | null;
+    /** With --exit: echoes to hosts beyond the exit through its tunnel. */
+    as_exit: AsExitOutcome | null;
   };
   timings_ms: Timings;
   transport: TransportName;
@@ -145,11 +164,13 @@ export function gatewayInfo(http: string, d: GatewayDescriptor | null): GatewayI
 
 /** True when every check the report holds (i.e. every requested check) passed. */
 export function reportPassed(r: Pick<ProbeReport, 'outcome'>): boolean {
-  const { lp, telescoping, rekey, telescoping_rekey } = r.outcome;
+  const { lp, telescoping, rekey, telescoping_rekey, wg, wg_exit, as_exit } = r.outcome;
   if (!(lp.can_connect && lp.can_handshake && lp.can_register)) return false;
   if (lp.registration?.deregistered === false || telescoping?.registration?.deregistered === false) return false;
   if (telescoping && !(telescoping.can_handshake && telescoping.can_register)) return false;
   if (rekey && !rekey.can_rekey) return false;
   if (telescoping_rekey && !telescoping_rekey.can_rekey) return false;
+  for (const w of [wg, wg_exit]) if (w && !(w.can_register && w.can_handshake_v4 && w.can_handshake_v6 && w.ping_ips_performance_v4 > 0 && w.ping_ips_performance_v6 > 0)) return false;
+  if (as_exit && !(as_exit.can_route_ip_v4 && as_exit.can_route_ip_v6)) return false;
   return true;
 }

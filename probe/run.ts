@@ -17,7 +17,8 @@
  * failed check: the report holds the outcome.
  */
 import { chmodSync, closeSync, openSync, writeSync } from 'node:fs';
-import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS, wgQuickConfig } from '../src/client/index.js';
+import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS, type WgTunnel, wgQuickConfig } from '../src/client/index.js';
+import { type AsExitOutcome, type TunnelTarget, type WgOutcome, checkRoute, checkTunnel, emptyWgOutcome, nestedDatagrams } from './tunnel.js';
 import { version } from '../src/version.js';
 import { type CredentialSource, type GatewayRole, ticketTypeFor } from './credentials.js';
 import { Deadline } from './deadline.js';
@@ -40,6 +41,11 @@ import { type FetchedGateway, type Registered, deregister, fetchGateway, httpBas
 import { ObservedTransport, lpAddressFor, makeTransport, tcpConnectCheck } from './transport.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_PINGS = 5;
+export const DEFAULT_WG_HANDSHAKE_TIMEOUT_MS = 10_000;
+const PING_TIMEOUT_MS = 2000;
+/** Public resolvers, as the reference probe pings: reachable from any exit that routes to the internet. */
+export const DEFAULT_EXIT_PING_TARGETS = { ipv4: '1.1.1.1', ipv6: '2606:4700:4700::1111' } as const;
 
 export interface RunOptions {
   entry: string;
@@ -56,6 +62,14 @@ export interface RunOptions {
   keepRegistration?: boolean;
   /** Write the direct dVPN registration's wg-quick configuration here, mode 0600, and keep it (`--wg-config`). */
   wgConfigPath?: string | null;
+  /** Check the WireGuard tunnel(s): true / false, or null = in dvpn mode when the gateway announces a WireGuard endpoint. */
+  tunnel?: boolean | null;
+  /** Echoes per address (`--pings`, default 5). */
+  pings?: number;
+  /** WireGuard handshake give-up, ms (default 10 000). */
+  wgHandshakeTimeoutMs?: number;
+  /** Hosts pinged beyond the exit (`--exit-ping-v4/-v6`). */
+  exitPingTargets?: { ipv4: string; ipv6: string };
   /** Per-step defaults (the client library's): connect 10 s, handshake 15 s, request 30 s. */
   connectTimeoutMs?: number;
   handshakeTimeoutMs?: number;
@@ -88,7 +102,7 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
   const entryUrl = httpBase(o.entry);
   const exitUrl = o.exit === null ? null : httpBase(o.exit);
 
-  const timings: Timings = { descriptor: null, connect: null, handshake: null, register: null, telescoped_handshake: null, telescoped_register: null, rekey: null, telescoped_rekey: null, total: 0 };
+  const timings: Timings = { descriptor: null, connect: null, handshake: null, register: null, telescoped_handshake: null, telescoped_register: null, rekey: null, telescoped_rekey: null, tunnel: null, telescoped_tunnel: null, total: 0 };
   const lp: LpOutcome = { can_connect: false, can_handshake: false, can_register: false, error: null, registration: null };
   const telescoping: TelescopingOutcome | null = exitUrl === null ? null : { can_handshake: false, can_register: false, error: null, registration: null };
   const rekey: RekeyOutcome | null = o.rekey ? { can_rekey: false, old_index: null, new_index: null, error: null } : null;
@@ -96,10 +110,13 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
 
   let entry: FetchedGateway | null = null;
   let exit: FetchedGateway | null = null;
-  const open: LpConnection[] = [];
+  const open: { close(): void }[] = [];
   const closeAll = (): void => {
-    for (const c of open.splice(0)) c.close();
+    for (const c of open.splice(0).reverse()) c.close();
   };
+  let wg: WgOutcome | null = null;
+  let wgExit: WgOutcome | null = null;
+  let asExit: AsExitOutcome | null = null;
 
   const finish = (): ProbeReport => {
     closeAll();
@@ -111,7 +128,7 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
     const report: ProbeReport = {
       entry: gatewayInfo(entryUrl, entry?.descriptor ?? null),
       exit: exitUrl === null ? null : gatewayInfo(exitUrl, exit?.descriptor ?? null),
-      outcome: { lp, telescoping, rekey, telescoping_rekey: telescopingRekey },
+      outcome: { lp, telescoping, rekey, telescoping_rekey: telescopingRekey, wg, wg_exit: wgExit, as_exit: asExit },
       timings_ms: timings,
       transport: o.transport,
       mode: o.mode,
@@ -248,7 +265,53 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
     }
   }
 
-  // 7. cleanup: the probe's registrations go (the nested one first, while the entry session carries it)
+  // 7. tunnels: the entry's, then the exit's inside it and the route beyond the exit
+  const wantTunnel = o.mode === 'dvpn' && (o.tunnel ?? entry.descriptor.wireguard !== null);
+  if (wantTunnel) {
+    const pings = o.pings ?? DEFAULT_PINGS;
+    const checkOpts = { pings, handshakeTimeoutMs: o.wgHandshakeTimeoutMs ?? DEFAULT_WG_HANDSHAKE_TIMEOUT_MS, pingTimeoutMs: PING_TIMEOUT_MS };
+    const targetOf = (d: FetchedGateway['descriptor']): TunnelTarget | null => (d.wireguard ? { endpoint: d.wireguard.endpoint, tunnelIpv4: d.wireguard.tunnel_ipv4, tunnelIpv6: d.wireguard.tunnel_ipv6 } : null);
+    const entryTarget = targetOf(entry.descriptor);
+    wg = emptyWgOutcome();
+    if (exitUrl !== null) wgExit = emptyWgOutcome();
+    const t0 = performance.now();
+    let outer: WgTunnel | null = null;
+    if (!direct?.wireguard) wg.error = skipped('the dVPN registration with the entry failed');
+    else if (!entryTarget) wg.error = { code: ProbeErrorCode.NO_WIREGUARD, message: 'the entry announces no WireGuard endpoint' };
+    else {
+      const r = await deadline.race(checkTunnel(direct.wireguard, entryTarget, checkOpts), closeAll).catch((e: unknown) => ({ outcome: { ...emptyWgOutcome(), can_register: true, error: errorInfo(e) }, tunnel: null }));
+      wg = r.outcome;
+      outer = r.tunnel;
+      if (outer) open.push(outer);
+      timings.tunnel = round(performance.now() - t0);
+    }
+    if (wgExit && exit) {
+      const exitTarget = targetOf(exit.descriptor);
+      const t1 = performance.now();
+      if (!telescopedReg?.wireguard) wgExit.error = skipped('the dVPN registration with the exit failed');
+      else if (!exitTarget) wgExit.error = { code: ProbeErrorCode.NO_WIREGUARD, message: 'the exit announces no WireGuard endpoint' };
+      else if (!outer || !direct?.wireguard) wgExit.error = skipped("no tunnel with the entry to carry the exit's");
+      else {
+        let inner: WgTunnel | null = null;
+        try {
+          const datagrams = nestedDatagrams(outer, direct.wireguard, exitTarget.endpoint);
+          const r = await deadline.race(checkTunnel(telescopedReg.wireguard, exitTarget, { ...checkOpts, datagrams }), closeAll);
+          wgExit = r.outcome;
+          inner = r.tunnel;
+        } catch (e) {
+          wgExit = { ...emptyWgOutcome(), can_register: true, error: errorInfo(e) };
+        }
+        if (inner) {
+          open.push(inner);
+          asExit = await deadline.race(checkRoute(inner, o.exitPingTargets ?? DEFAULT_EXIT_PING_TARGETS, checkOpts), closeAll).catch((e: unknown) => ({ can_route_ip_v4: false, can_route_ip_v6: false, targets: o.exitPingTargets ?? DEFAULT_EXIT_PING_TARGETS, error: errorInfo(e) }));
+        }
+      }
+      asExit ??= { can_route_ip_v4: false, can_route_ip_v6: false, targets: o.exitPingTargets ?? DEFAULT_EXIT_PING_TARGETS, error: skipped("no tunnel with the exit") };
+      timings.telescoped_tunnel = round(performance.now() - t1);
+    }
+  }
+
+  // 8. cleanup: the probe's registrations go (the nested one first, while the entry session carries it)
   if (!o.keepRegistration) {
     const cleanups: [LpConnection | null, Registered | null, ErrorSink][] = [
       [nested, telescopedReg, telescoping ?? lp],

@@ -1,6 +1,6 @@
 /** Human-readable summaries for stderr: the `run` check list, the `load` result and its progress line. */
 import type { LoadReport, LoadSnapshot } from './load.js';
-import { type ErrorInfo, type GatewayInfo, type ProbeReport, ProbeErrorCode } from './report.js';
+import { type ErrorInfo, type GatewayInfo, type ProbeReport, type WgOutcome, ProbeErrorCode } from './report.js';
 
 type Status = 'ok' | 'FAIL' | 'skip';
 
@@ -29,7 +29,7 @@ function failed(e: ErrorInfo | null): string {
 function rows(r: ProbeReport): Row[] {
   const out: Row[] = [];
   const t = r.timings_ms;
-  const { lp, telescoping, rekey, telescoping_rekey } = r.outcome;
+  const { lp, telescoping, rekey, telescoping_rekey, wg, wg_exit, as_exit } = r.outcome;
   const entryOk = r.entry.identity !== null;
   const exitOk = r.exit === null || r.exit.identity !== null;
   const descDetail = r.exit ? 'signatures verified, KEM key hashes pinned' : 'signature verified, KEM key hash pinned';
@@ -71,7 +71,29 @@ function rows(r: ProbeReport): Row[] {
       }
     }
   }
+  const tunnelRow = (name: string, w: WgOutcome, ms: number | null): void => {
+    const ok = w.can_handshake_v4 && w.can_handshake_v6;
+    if (w.error?.code === ProbeErrorCode.SKIPPED) out.push({ name, status: 'skip', ms: null, detail: '' });
+    else
+      out.push({
+        name,
+        status: ok ? 'ok' : 'FAIL',
+        ms: ok ? ms : null,
+        detail: ok ? `WireGuard handshake ${w.handshake_ms ?? '?'} ms; echoes v4 ${pctOf(w.ping_ips_performance_v4)}, v6 ${pctOf(w.ping_ips_performance_v6)}${w.latency_ms ? `, p50 ${w.latency_ms.p50} ms` : ''}` : failed(w.error),
+      });
+  };
+  if (wg) tunnelRow('tunnel', wg, t.tunnel);
+  if (wg_exit) tunnelRow('telescoped tunnel', wg_exit, t.telescoped_tunnel);
+  if (as_exit) {
+    const ok = as_exit.can_route_ip_v4 && as_exit.can_route_ip_v6;
+    if (as_exit.error?.code === ProbeErrorCode.SKIPPED) out.push({ name: 'beyond the exit', status: 'skip', ms: null, detail: '' });
+    else out.push({ name: 'beyond the exit', status: ok ? 'ok' : 'FAIL', ms: null, detail: ok ? `${as_exit.targets.ipv4} and ${as_exit.targets.ipv6} answered` : failed(as_exit.error) });
+  }
   return out;
+}
+
+function pctOf(ratio: number): string {
+  return `${Math.round(ratio * 100)} %`;
 }
 
 function fmtMs(ms: number | null): string {

@@ -8,7 +8,8 @@
  *     "kem": { "algorithm": "ML-KEM-768", "kkt_code": 1, "key_hash_algorithm": "BLAKE3-256", "key_hash": "<64 hex>" },
  *     "roles": ["entry", "exit"],
  *     "wireguard": { "public_key": "<base64, 32 bytes>", "endpoint": "host:port",
- *                    "tunnel_ipv4": "<the gateway's own tunnel IPv4>", "tunnel_ipv6": "<… IPv6, RFC 5952>" } | null,
+ *                    "tunnel_ipv4": "<the gateway's own tunnel IPv4>", "tunnel_ipv6": "<… IPv6, RFC 5952>" }
+ *                  | null (no WireGuard interface configured: no tunnels offered),
  *     "software_version": "0.1.0",
  *     "issued_at": <unix seconds>,
  *     "signature": "<128 hex: Ed25519>" }
@@ -148,7 +149,8 @@ export function tunnelAddresses(config: GatewayConfig): { tunnelIpv4: string; tu
 /** Descriptor parameters for this gateway's configuration (see announcedAddresses). */
 export function descriptorParamsFromConfig(config: GatewayConfig, wireguardPublicKey: Uint8Array, bound: { tcpPort?: number; udpPort?: number } = {}): DescriptorParams {
   const a = announcedAddresses(config, bound);
-  return { lpTcp: a.lpTcp, lpUdp: a.lpUdp, mode: config.mode, wireguard: { publicKey: wireguardPublicKey, endpoint: a.wireguardEndpoint, ...tunnelAddresses(config) } };
+  const wireguard = config.wireguard.interface !== '' ? { publicKey: wireguardPublicKey, endpoint: a.wireguardEndpoint, ...tunnelAddresses(config) } : null;
+  return { lpTcp: a.lpTcp, lpUdp: a.lpUdp, mode: config.mode, wireguard };
 }
 
 // ---------------------------------------------------------------------------------------------------------

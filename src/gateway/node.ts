@@ -172,7 +172,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       lpTcp,
       lpUdp,
       mode: config.mode,
-      wireguard: { publicKey: wireguard.publicKey, endpoint: wgEndpoint, ...tunnelAddresses(config) },
+      // A gateway without a WireGuard interface offers no tunnel: it announces none.
+      wireguard: config.wireguard.interface !== '' ? { publicKey: wireguard.publicKey, endpoint: wgEndpoint, ...tunnelAddresses(config) } : null,
     },
     suite,
     keys,

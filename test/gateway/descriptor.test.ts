@@ -190,13 +190,14 @@ describe('addresses', () => {
     assert.deepEqual(announcedAddresses(cfg({ announceHost: '198.51.100.7', udp: '' })), { lpTcp: '198.51.100.7:41264', lpUdp: null, wireguardEndpoint: '198.51.100.7:51820' });
     assert.deepEqual(announcedAddresses(cfg({ tcp: '[fd00::2]:0', udp: '[fd00::2]:0' }), { tcpPort: 40001, udpPort: 40002 }), { lpTcp: '[fd00::2]:40001', lpUdp: '[fd00::2]:40002', wireguardEndpoint: '[fd00::2]:51820' });
     assert.equal(announcedAddresses(cfg({}, { endpoint: '203.0.113.1:443' })).wireguardEndpoint, '203.0.113.1:443');
-    const params = descriptorParamsFromConfig(cfg({ announceHost: '198.51.100.7' }), wgPublic);
+    assert.equal(descriptorParamsFromConfig(cfg({ announceHost: '198.51.100.7' }), wgPublic).wireguard, null, 'no WireGuard interface: no tunnel announced');
+    const params = descriptorParamsFromConfig(cfg({ announceHost: '198.51.100.7' }, { interface: 'wg0' }), wgPublic);
     const d = buildDescriptor(params, defaultSuite, gatewayKeys);
     assert.equal(d.lp.tcp, '198.51.100.7:41264');
     assert.deepEqual(d.wireguard, { public_key: Buffer.from(wgPublic).toString('base64'), endpoint: '198.51.100.7:51820', tunnel_ipv4: '10.1.0.1', tunnel_ipv6: 'fd00:1::1' });
     // the endpoint's port is the interface's listen port unless an endpoint is configured
     assert.equal(announcedAddresses(cfg({}, { listenPort: 51999 })).wireguardEndpoint, '127.0.0.1:51999');
-    const own = buildDescriptor(descriptorParamsFromConfig({ ...cfg({}), wireguard: { ...DEFAULT_CONFIG.wireguard, tunnelIpv4: '10.1.0.9', tunnelIpv6: 'fd00:1::abcd' } }, wgPublic), defaultSuite, gatewayKeys);
+    const own = buildDescriptor(descriptorParamsFromConfig({ ...cfg({}), wireguard: { ...DEFAULT_CONFIG.wireguard, interface: 'wg0', tunnelIpv4: '10.1.0.9', tunnelIpv6: 'fd00:1::abcd' } }, wgPublic), defaultSuite, gatewayKeys);
     assert.equal(own.wireguard?.tunnel_ipv4, '10.1.0.9');
     assert.equal(own.wireguard?.tunnel_ipv6, 'fd00:1::abcd');
     assert.deepEqual(verifyDescriptor(clone(d), defaultSuite), d);

@@ -98,7 +98,9 @@ describe('gateway node: descriptor, handshake and registration over real sockets
     const wgKey = randomWgKey();
     const res = await conn.register(mockDvpnRequest(wgKey));
     assertRegistered(res);
-    assert.equal(Buffer.from(res.gatewayData?.publicKey ?? []).toString('base64'), descriptor.wireguard?.public_key);
+    // the gateway's WireGuard key (no interface here, so the descriptor announces no tunnel)
+    assert.deepEqual(new Uint8Array(res.gatewayData?.publicKey ?? []), new Uint8Array(loadOrCreateKeys(gw.dataDir, suite).wireguard.publicKey));
+    assert.equal(descriptor.wireguard, null, 'no WireGuard interface: no tunnel announced');
     assert.equal(res.allocatedBandwidth, 1n << 30n, 'mock verifier grants 1 GiB');
     await conn.ping();
     conn.close();
@@ -162,7 +164,7 @@ describe('gateway node: descriptor, handshake and registration over real sockets
     const exitConn = await LpConnection.connect({ transport: new ForwardTransport(entryConn, pin.ed25519Public, descriptor.lp.tcp), gateway: pin });
     const res = await exitConn.register(mockDvpnRequest());
     assertRegistered(res);
-    assert.equal(Buffer.from(res.gatewayData?.publicKey ?? []).toString('base64'), descriptor.wireguard?.public_key, 'registered at the exit, not the entry');
+    assert.deepEqual(new Uint8Array(res.gatewayData?.publicKey ?? []), new Uint8Array(loadOrCreateKeys(gw.dataDir, suite).wireguard.publicKey), 'registered at the exit, not the entry');
     await exitConn.ping();
     // Rekey end to end with the exit, through the entry.
     const { oldIndex, newIndex } = await exitConn.rekey();

@@ -93,7 +93,18 @@ export interface PeersView {
 /** The parts of a probe report these tests read. */
 export interface ProbeOutput {
   passed?: boolean;
-  outcome?: { lp?: { can_register?: boolean; error?: { code: string; message: string } | null; registration?: { private_ipv4: string; private_ipv6: string; deregistered: boolean | null } | null } };
+  outcome?: {
+    lp?: { can_register?: boolean; error?: { code: string; message: string } | null; registration?: { private_ipv4: string; private_ipv6: string; deregistered: boolean | null } | null };
+    wg?: {
+      can_register: boolean;
+      can_handshake_v4: boolean;
+      can_handshake_v6: boolean;
+      ping_ips_performance_v4: number;
+      ping_ips_performance_v6: number;
+      latency_ms: { p50: number; max: number } | null;
+      error: { code: string; message: string } | null;
+    } | null;
+  };
 }
 
 export class WgTestbed {
@@ -223,9 +234,12 @@ export class WgTestbed {
   }
 
   /** `gateway-probe run` from the client namespace (asynchronous, so samplers keep running); exit status and report. */
-  async probe(g: GatewayHandle, args: string[] = []): Promise<{ code: number | null; report: ProbeOutput; stdout: string; stderr: string }> {
-    const child = spawn('ip', ['netns', 'exec', this.client.name, process.execPath, GATEWAY_PROBE, 'run', '--entry', `http://${GW_ADDR}:${g.httpPort}`, '--mock-ecash', '--compact', '-q', '--timeout', '60', ...args], {
+  async probe(g: GatewayHandle, args: string[] = [], o: { asNobody?: boolean } = {}): Promise<{ code: number | null; report: ProbeOutput; stdout: string; stderr: string }> {
+    // operators run the probe unprivileged: uid 65534, no capabilities
+    const drop = o.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'] : [];
+    const child = spawn('ip', ['netns', 'exec', this.client.name, ...drop, process.execPath, GATEWAY_PROBE, 'run', '--entry', `http://${GW_ADDR}:${g.httpPort}`, '--mock-ecash', '--compact', '-q', '--timeout', '60', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: '/tmp' },
     });
     this.procs.add(child);
     let stdout = '';

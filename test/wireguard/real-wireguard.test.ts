@@ -12,8 +12,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { which } from '../collector/helpers/env.js';
 import { CmdlineSampler, type GatewayHandle, LP_GATEWAY, WgTestbed, must, run, uniqueIfName, wireguardSkip } from '../helpers/wg-testbed.js';
 
 const skip = wireguardSkip();
@@ -208,7 +209,12 @@ describe('real WireGuard', { skip, concurrency: true, timeout: 300_000 }, () => 
 
     test('registration, tunnel and pings work; the PSK never reaches a command line', async () => {
       await bed.makeInterface(wgIf, { privateKeyFile: keyFile, listenPort: 51820, addresses: ['10.1.0.1/16', 'fd00:1::1/112'] });
-      const gw = await bed.startGateway(dataDir, ['--mock-ecash', '--wg-interface', wgIf], env);
+      // a pass-through recorder in front of the real wg: every command line the gateway gives it, then the real thing
+      const shimDir = join(bed.dir, 'wg-shim');
+      const argvLog = join(bed.dir, 'wg-argv.log');
+      mkdirSync(shimDir);
+      writeFileSync(join(shimDir, 'wg'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec ${which('wg') ?? '/usr/bin/wg'} "$@"\n`, { mode: 0o755 });
+      const gw = await bed.startGateway(dataDir, ['--mock-ecash', '--wg-interface', wgIf], { ...env, PATH: `${shimDir}:${process.env.PATH ?? ''}` });
       assert.ok(gw.logs.some((l) => l.msg === 'WireGuard interface matches the announced key and port' && l.control === 'wg'));
       const sampler = new CmdlineSampler();
       sampler.start();
@@ -222,11 +228,33 @@ describe('real WireGuard', { skip, concurrency: true, timeout: 300_000 }, () => 
       assert.ok(await bed.pingFromClient('fd00:1::1'), 'IPv6 ping through the tunnel');
       const psk = pskOf(config);
       assert.equal(await gatewayPskFor(bed, wgIf, await clientPublicKey(bed, clientIf)), psk.b64);
-      assert.ok([...sampler.seen].some((c) => /\bwg addconf\b/.test(c)), 'the sampler saw the wg calls');
+      const wgCalls = readFileSync(argvLog, 'utf8').trim().split('\n');
+      assert.ok(wgCalls.some((c) => c.startsWith(`addconf ${wgIf} `)), `the peer went through the real wg: ${wgCalls.join(' | ')}`);
       for (const secret of [psk.b64, psk.hex]) {
-        assert.ok(![...sampler.seen].some((c) => c.includes(secret)), 'not on any command line');
+        assert.ok(!wgCalls.some((c) => c.includes(secret)), 'not on the command line of any wg call');
+        assert.ok(![...sampler.seen].some((c) => c.includes(secret)), 'not on any command line the sampler saw');
         assert.ok(!gw.text().includes(secret), 'not in the log');
       }
+
+      // the probe checks the tunnel itself, unprivileged (in TypeScript over UDP: no root, no TUN)
+      const peersBefore = (await deviceAllowedIps(bed, wgIf)).size;
+      const t = await bed.probe(gw, ['--pings', '3'], { asNobody: true });
+      assert.equal(t.code, 0, `${t.stdout}\n${t.stderr}`);
+      const w = t.report.outcome?.wg;
+      assert.ok(w, 'outcome.wg is reported when the gateway announces a WireGuard endpoint');
+      assert.deepEqual([w.can_register, w.can_handshake_v4, w.can_handshake_v6, w.ping_ips_performance_v4, w.ping_ips_performance_v6, w.error], [true, true, true, 1, 1, null]);
+      assert.ok(w.latency_ms && w.latency_ms.p50 > 0 && w.latency_ms.max >= w.latency_ms.p50);
+      assert.equal((await deviceAllowedIps(bed, wgIf)).size, peersBefore, 'and leaves no peer behind');
+
+      // the operator changes the interface's key behind the gateway's back: no handshake is possible, and the probe says so
+      const otherKey = join(bed.dir, 'rotated.key');
+      await must('sh', ['-c', `umask 077 && wg genkey > ${otherKey}`]);
+      await must('ip', ['netns', 'exec', bed.gw.name, 'wg', 'set', wgIf, 'private-key', otherKey]);
+      const bad = await bed.probe(gw, ['--wg-timeout', '3', '--pings', '1'], { asNobody: true });
+      assert.equal(bad.code, 1, `${bad.stdout}\n${bad.stderr}`);
+      assert.equal(bad.report.outcome?.lp?.can_register, true);
+      assert.equal(bad.report.outcome?.wg?.can_handshake_v4, false);
+      assert.equal(bad.report.outcome?.wg?.error?.code, 'LPWG_ERR_HANDSHAKE_TIMEOUT');
       assert.equal(await bed.stop(gw), 0);
     });
 

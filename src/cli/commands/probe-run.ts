@@ -1,9 +1,10 @@
 /** `gateway-probe run`: one pass of checks, one JSON report on stdout (logic in probe/run.ts). */
 import { parseArgs } from 'node:util';
-import { runProbe } from '../../../probe/run.js';
+import { isIPv4, isIPv6 } from 'node:net';
+import { DEFAULT_EXIT_PING_TARGETS, runProbe } from '../../../probe/run.js';
 import { runSummary } from '../../../probe/summary.js';
 import { type Command, UsageError } from '../command.js';
-import { COMMON_OPTIONS, commonOptions, printJson, secondsOption } from './probe-common.js';
+import { COMMON_OPTIONS, commonOptions, intOption, printJson, secondsOption } from './probe-common.js';
 
 export const probeRunCommand: Command = {
   path: ['run'],
@@ -29,6 +30,12 @@ code LPC_ERR_SKIPPED):
                and a registration with the exit (wireguard-exit / mixnet-exit)
   --rekey      rekey of the entry session, then of the nested one, each
                confirmed by a ping in the new session
+  tunnel       dvpn, when the gateway announces a WireGuard endpoint: a real
+               WireGuard handshake with the entry (in-process, over UDP: no
+               root, no TUN) and --pings echoes to its IPv4 and IPv6 tunnel
+               addresses (outcome.wg); with --exit, the exit's tunnel inside
+               the entry's (outcome.wg_exit) and echoes to hosts beyond the
+               exit (outcome.as_exit)
   cleanup      every dVPN registration the run made is removed again (an
                authenticated Deregister proving the WireGuard private key), so
                a probe leaves no peer behind; a failed removal fails the run
@@ -61,6 +68,13 @@ Options:
                         signed descriptor. 'wg-quick up FILE' brings the tunnel
                         up ('wg setconf' takes it without the Address line)
   --keep-registration   do not remove the registrations at the end
+  --tunnel, --no-tunnel check the WireGuard tunnel(s) or not (default: yes in
+                        dvpn mode when the gateway announces a WireGuard endpoint)
+  --pings N             echoes per tunnel address (default 5; 2 s each at most)
+  --wg-timeout S        WireGuard handshake give-up (default 10)
+  --exit-ping-v4 IP     host pinged beyond the exit through its tunnel
+                        (default 1.1.1.1)
+  --exit-ping-v6 IP     the same over IPv6 (default 2606:4700:4700::1111)
   --timeout S           bound the whole run to S seconds (default: no overall
                         bound; each step has its own: descriptor and connect 10 s,
                         handshake 15 s, each registration/rekey exchange 30 s)
@@ -80,10 +94,17 @@ Report: { "entry": {identity, lp_tcp, lp_udp, http, software_version, roles,
                        "telescoping": {can_handshake, can_register, error,
                                        registration} | null,
                        "rekey": {can_rekey, old_index, new_index, error} | null,
-                       "telescoping_rekey": {...same...} | null },
+                       "telescoping_rekey": {...same...} | null,
+                       "wg": {can_register, can_handshake_v4,
+                              can_handshake_v6, ping_ips_performance_v4,
+                              ping_ips_performance_v6, latency_ms {p50, max},
+                              handshake_ms, error} | null,
+                       "wg_exit": {...same...} | null,
+                       "as_exit": {can_route_ip_v4, can_route_ip_v6,
+                                   targets, error} | null },
           "timings_ms": {descriptor, connect, handshake, register,
                          telescoped_handshake, telescoped_register, rekey,
-                         telescoped_rekey, total},
+                         telescoped_rekey, tunnel, telescoped_tunnel, total},
           "transport", "mode", "credential", "source_address", "passed",
           "version", "started_at" }
   registration (dvpn): {ticket_type, private_ipv4, private_ipv6,
@@ -109,6 +130,12 @@ Examples:
         quiet: { type: 'boolean', short: 'q', default: false },
         'wg-config': { type: 'string' },
         'keep-registration': { type: 'boolean', default: false },
+        tunnel: { type: 'boolean' },
+        'no-tunnel': { type: 'boolean' },
+        pings: { type: 'string' },
+        'wg-timeout': { type: 'string' },
+        'exit-ping-v4': { type: 'string' },
+        'exit-ping-v6': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -117,7 +144,26 @@ Examples:
     const timeoutMs = values.timeout === undefined ? null : secondsOption('--timeout', values.timeout, 86_400);
     const wgConfigPath = values['wg-config'] ?? null;
     if (wgConfigPath !== null && common.mode !== 'dvpn') throw new UsageError('--wg-config needs --mode dvpn');
-    const report = await runProbe({ ...common, rekey: values.rekey, timeoutMs, wgConfigPath, keepRegistration: values['keep-registration'] });
+    if (values.tunnel && values['no-tunnel']) throw new UsageError('--tunnel and --no-tunnel exclude each other');
+    const tunnel = values.tunnel ? true : values['no-tunnel'] ? false : null;
+    if (tunnel && common.mode !== 'dvpn') throw new UsageError('--tunnel needs --mode dvpn');
+    const pings = values.pings === undefined ? undefined : intOption('--pings', values.pings, 1, 1000);
+    const wgHandshakeTimeoutMs = values['wg-timeout'] === undefined ? undefined : secondsOption('--wg-timeout', values['wg-timeout'], 300);
+    const v4 = values['exit-ping-v4'] ?? DEFAULT_EXIT_PING_TARGETS.ipv4;
+    const v6 = values['exit-ping-v6'] ?? DEFAULT_EXIT_PING_TARGETS.ipv6;
+    if (!isIPv4(v4)) throw new UsageError(`--exit-ping-v4 must be an IPv4 address, not '${v4}'`);
+    if (!isIPv6(v6)) throw new UsageError(`--exit-ping-v6 must be an IPv6 address, not '${v6}'`);
+    const report = await runProbe({
+      ...common,
+      rekey: values.rekey,
+      timeoutMs,
+      wgConfigPath,
+      keepRegistration: values['keep-registration'],
+      tunnel,
+      ...(pings !== undefined ? { pings } : {}),
+      ...(wgHandshakeTimeoutMs !== undefined ? { wgHandshakeTimeoutMs } : {}),
+      exitPingTargets: { ipv4: v4, ipv6: v6 },
+    });
     printJson(report, values.compact);
     if (!values.quiet) process.stderr.write(runSummary(report, common.credentialNote));
     return report.passed ? 0 : 1;
