@@ -22,10 +22,11 @@ import { BpfSys } from '../src/collector/bpf-syscall.js';
 import { down as localnetDown, up as localnetUp } from '../scripts/localnet/localnet.js';
 import { NODES, httpUrl as localnetHttp } from '../scripts/localnet/topology.js';
 import { peerPlaneFigures, type PeerPlaneFigures } from './lib/wireguard-peers.js';
+import { formatWireguardClientBench, runWireguardClientBench } from './wireguard-client.bench.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard runs a subset (writes a partial report). */
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard,wgclient runs a subset (writes a partial report). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
@@ -507,6 +508,21 @@ peer's counters and last handshake, usage accounting and the removal decisions (
 counters unchanged). Gateway CPU includes the \`wg\` child processes. A poll runs every \`wireguard.poll_sec\` (10 s by
 default): with ${fmt(n)} peers the UAPI poll costs ${pct(figs[0] ? figs[0].poll.gatewayCpuMs / 10_000 : 0)} of one core. No anchor: the issue asks for the figures.`);
     } else add('## WireGuard peer plane\n\nNot measured: needs root and wireguard-go.');
+  }
+
+  // ---- 9. the TypeScript WireGuard client (the probe's tunnel check) against wireguard-go -------------------
+  if (want('wgclient')) {
+    const haveWgGo = ['/usr/bin/wireguard-go', '/usr/sbin/wireguard-go', '/usr/local/bin/wireguard-go'].some((p) => existsSync(p));
+    if (isRoot && haveWgGo) {
+      log('WireGuard client: handshakes and echo round trips against wireguard-go, next to a wireguard-go client');
+      add(`## WireGuard client (gateway-probe's tunnel check) against wireguard-go
+
+${formatWireguardClientBench(await runWireguardClientBench())}
+
+The TS client is what \`gateway-probe\` runs unprivileged (src/client/wireguard, docs/WIREGUARD-CLIENT.md); the
+anchor is a wireguard-go client interface on the same machine in the same run. A probe needs one handshake and a
+few echoes per run, so these rates are far beyond what it asks.`);
+    } else add('## WireGuard client\n\nNot measured: needs root and wireguard-go.');
   }
 
   // ---- write -----------------------------------------------------------------------------------------------

@@ -213,7 +213,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       collector = await startCollector(
         {
           iface: config.collector.iface,
-          ports: [tcpAddr.port, ...(udpAddr ? [udpAddr.port] : [])],
+          // LP, and the WireGuard port when the gateway runs an interface (tunnel traffic is metered too)
+          ports: [tcpAddr.port, ...(udpAddr ? [udpAddr.port] : []), ...(config.wireguard.interface !== '' ? [config.wireguard.listenPort] : [])],
           windowSec: config.collector.windowSec,
           outDir: config.collector.outDir || join(config.dataDir, 'collector'),
           registry: metrics.registry,
