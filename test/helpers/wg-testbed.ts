@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { WgOutcome } from '../../probe/report.js';
 import { Netns, isRoot, which } from '../collector/helpers/env.js';
 
 const ROOT_DIR = fileURLToPath(new URL('../../', import.meta.url));
@@ -95,15 +96,7 @@ export interface ProbeOutput {
   passed?: boolean;
   outcome?: {
     lp?: { can_register?: boolean; error?: { code: string; message: string } | null; registration?: { private_ipv4: string; private_ipv6: string; deregistered: boolean | null } | null };
-    wg?: {
-      can_register: boolean;
-      can_handshake_v4: boolean;
-      can_handshake_v6: boolean;
-      ping_ips_performance_v4: number;
-      ping_ips_performance_v6: number;
-      latency_ms: { p50: number; max: number } | null;
-      error: { code: string; message: string } | null;
-    } | null;
+    wg?: WgOutcome | null;
   };
 }
 

@@ -4,7 +4,7 @@
  * input, IPv4 options are skipped, fragments and IPv6 extension headers are reported as such (the upper
  * layer of those is not parsed).
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp as formatIpText, parseIp as parseIpText } from '../../net/ip.js';
 import { finishChecksum, internetChecksum, sumWords } from './checksum.js';
 import { WgError, WgErrorCode } from './errors.js';
 
@@ -111,61 +111,15 @@ export function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Parses '10.0.0.1' or 'fd00::1' into 4 or 16 bytes; throws LPWG_ERR_BAD_ARGUMENT. */
+/** '10.0.0.1' / 'fd00::1' → 4 / 16 bytes (the shared parser of src/net/ip.ts, with this module's error). */
 export function parseIp(text: string): Uint8Array {
-  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
-  if (isIPv6(text)) {
-    let s = text;
-    const out = new Uint8Array(16);
-    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-    let tail: number[] = [];
-    if (v4 && v4[1]) {
-      const b = v4[1].split('.').map(Number);
-      tail = [((b[0] ?? 0) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | (b[3] ?? 0)];
-      s = s.slice(0, -v4[1].length) + '0:0';
-    }
-    const [head, rest] = s.split('::') as [string, string | undefined];
-    const h = head ? head.split(':') : [];
-    const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-    const words = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
-    words.forEach((w, i) => {
-      const v = parseInt(w, 16);
-      out[i * 2] = v >> 8;
-      out[i * 2 + 1] = v & 0xff;
-    });
-    if (tail.length === 2) {
-      out[12] = (tail[0] ?? 0) >> 8;
-      out[13] = (tail[0] ?? 0) & 0xff;
-      out[14] = (tail[1] ?? 0) >> 8;
-      out[15] = (tail[1] ?? 0) & 0xff;
-    }
-    return out;
-  }
-  throw new WgError(WgErrorCode.BAD_ARGUMENT, `not an IP address: '${text}'`);
+  const ip = parseIpText(text);
+  if (!ip) throw new WgError(WgErrorCode.BAD_ARGUMENT, `not an IP address: '${text}'`);
+  return ip.bytes;
 }
 
 /** '10.0.0.1' / 'fd00::1' (RFC 5952 compressed form). */
 export function formatIp(b: Uint8Array): string {
-  if (b.length === 4) return Array.from(b).join('.');
-  if (b.length !== 16) throw new WgError(WgErrorCode.BAD_ARGUMENT, 'an IP address is 4 or 16 bytes');
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(((b[i] ?? 0) << 8) | (b[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = w.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  if (b.length !== 4 && b.length !== 16) throw new WgError(WgErrorCode.BAD_ARGUMENT, 'an IP address is 4 or 16 bytes');
+  return formatIpText(b);
 }
