@@ -105,7 +105,7 @@ async function handshakeLoad(gw: GatewayProcess, transport: string, seconds: num
   const before = await scrape(gw.http);
   const c0 = procCpu(gw.proc.pid as number);
   const m0 = machineBusy();
-  const r = await probeLoad(['--entry', gw.http, '--transport', transport, '--concurrency', String(concurrency), '--duration', String(seconds)]);
+  const r = await probeLoad(['--entry', gw.http, '--entry-identity', gw.identity, '--transport', transport, '--concurrency', String(concurrency), '--duration', String(seconds)]);
   const c1 = procCpu(gw.proc.pid as number);
   const m1 = machineBusy();
   const after = await scrape(gw.http);
@@ -127,7 +127,7 @@ async function localnetTelescoped(): Promise<string> {
   const io = { out: (l: string): void => log(`localnet: ${l}`), log: (l: string): void => log(`localnet: ${l}`) };
   try {
     await localnetUp(io);
-    const r = (await runJson('ip', ['netns', 'exec', NODES.probe.netns, process.execPath, 'bin/gateway-probe.js', 'load', '--compact', '-q', '--entry', localnetHttp('entry'), '--exit', localnetHttp('exit'), '--register', '--mock-ecash', '--transport', 'tcp-stream', '--concurrency', '1', '--rate', '5', '--duration', String(PHASE_S)], (PHASE_S + 60) * 1000)) as unknown as LoadResult;
+    const r = (await runJson('ip', ['netns', 'exec', NODES.probe.netns, process.execPath, 'bin/gateway-probe.js', 'load', '--compact', '-q', '--entry', localnetHttp('entry'), '--exit', localnetHttp('exit'), '--register', '--mock-ecash', '--trust-on-first-use', '--transport', 'tcp-stream', '--concurrency', '1', '--rate', '5', '--duration', String(PHASE_S)], (PHASE_S + 60) * 1000)) as unknown as LoadResult;
     const l = r.latency_ms;
     if (!l) return `| localnet | ${r.attempts} (${r.failures} failed) | — | — | — | — |`;
     return `| localnet | ${r.attempts}${r.failures ? ` (${r.failures} failed)` : ''} | ${fmt(l.p50, 1)} ms | ${fmt(l.p90, 1)} ms | ${fmt(l.p99, 1)} ms | ${fmt(l.max, 1)} ms |`;
@@ -347,7 +347,7 @@ and listener code. The per-core figure moves with the host: runs of the same cod
   if (want('telescoped')) {
   log('telescoped registration latency (loopback)');
   const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: LOAD_ENV });
-  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], { env: LOAD_ENV });
+  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned], { env: LOAD_ENV });
   const lat: number[] = [];
   const { descriptor: ed, pin: ep } = await fetchDescriptor(entry.http);
   const { descriptor: xd, pin: xp } = await fetchDescriptor(exit.http);

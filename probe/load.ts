@@ -11,7 +11,8 @@ import { ForwardTransport, LpConnection, DEFAULT_TIMEOUTS, type Transport } from
 import { version } from '../src/version.js';
 import { type CredentialSource, ticketTypeFor } from './credentials.js';
 import { type ErrorInfo, type GatewayInfo, type ProbeMode, type TransportName, errorInfo, gatewayInfo } from './report.js';
-import { type FetchedGateway, type Registered, deregister, fetchGateway, httpBase, register } from './steps.js';
+import { type FetchedGateway, type Registered, deregister, httpBase, register } from './steps.js';
+import { ProbeTrust, type TrustOptions } from './trust.js';
 import { lpAddressFor, makeTransport } from './transport.js';
 
 export const DEFAULT_DRAIN_MS = 10_000;
@@ -31,6 +32,8 @@ export interface LoadOptions {
   /** Cap on waiting for in-flight attempts after the duration. */
   drainMs?: number;
   sourceAddress: string | null;
+  /** Who vouches for the gateways (as for `run`). */
+  trust: TrustOptions;
   /** Called every `progressIntervalMs` (default 1000) while the load runs. */
   onProgress?: (s: LoadSnapshot) => void;
   progressIntervalMs?: number;
@@ -179,7 +182,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   let setupError: ErrorInfo | null = null;
   let address = '';
   try {
-    [entry, exit] = await Promise.all([fetchGateway(entryUrl, connectMs), exitUrl === null ? Promise.resolve(null) : fetchGateway(exitUrl, connectMs)]);
+    const trust = await ProbeTrust.load(o.trust, connectMs);
+    [entry, exit] = await Promise.all([trust.resolve('entry', entryUrl, connectMs), exitUrl === null ? Promise.resolve(null) : trust.resolve('exit', exitUrl, connectMs)]);
+    trust.save();
     address = lpAddressFor(entry.descriptor, o.transport);
   } catch (e) {
     setupError = errorInfo(e);

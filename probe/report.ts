@@ -27,6 +27,8 @@ export const ProbeErrorCode = {
   NO_WIREGUARD: 'LPC_ERR_NO_WIREGUARD',
   /** `--wg-config FILE` could not be written. */
   WG_CONFIG: 'LPC_ERR_WG_CONFIG',
+  /** `--state FILE` could not be read or written. */
+  STATE_FILE: 'LPC_ERR_STATE_FILE',
   /** Removing the probe's registration at the end of the run failed. */
   DEREGISTER_FAILED: 'LPC_ERR_DEREGISTER_FAILED',
   /** The whole run hit `--timeout`. */
@@ -55,6 +57,8 @@ export interface GatewayInfo {
   roles: string[] | null;
   /** BLAKE3 of the ML-KEM-768 key, as pinned from the signed descriptor. */
   kem_key_hash: string | null;
+  /** What vouched for the gateway: its pinned identity, a signed directory, or trust on first use; null when none did. */
+  trusted_by: 'pinned' | 'directory' | 'trust-on-first-use' | null;
 }
 
 /** What a successful registration returned (dVPN: addresses; mixnet: only the bandwidth). */
@@ -150,8 +154,9 @@ export function skipped(what: string): ErrorInfo {
   return { code: ProbeErrorCode.SKIPPED, message: `not attempted: ${what}` };
 }
 
-export function gatewayInfo(http: string, d: GatewayDescriptor | null): GatewayInfo {
+export function gatewayInfo(http: string, d: GatewayDescriptor | null, trustedBy: GatewayInfo['trusted_by'] = null): GatewayInfo {
   return {
+    trusted_by: trustedBy,
     identity: d?.identity_key ?? null,
     lp_tcp: d?.lp.tcp ?? null,
     lp_udp: d?.lp.udp ?? null,

@@ -37,7 +37,8 @@ import {
   reportPassed,
   skipped,
 } from './report.js';
-import { type FetchedGateway, type Registered, deregister, fetchGateway, httpBase, register, rekeyAndPing } from './steps.js';
+import { type FetchedGateway, type Registered, deregister, httpBase, register, rekeyAndPing } from './steps.js';
+import { type Anchor, ProbeTrust, type TrustOptions } from './trust.js';
 import { ObservedTransport, lpAddressFor, makeTransport, tcpConnectCheck } from './transport.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -58,6 +59,8 @@ export interface RunOptions {
   timeoutMs: number | null;
   /** Local address for the LP sockets (`--source-address`), or null. */
   sourceAddress: string | null;
+  /** Who vouches for the gateways (`--entry-identity`, `--directory`, `--trust-on-first-use`, `--state`). */
+  trust: TrustOptions;
   /** Keep the registrations instead of removing them at the end (`--keep-registration`). */
   keepRegistration?: boolean;
   /** Write the direct dVPN registration's wg-quick configuration here, mode 0600, and keep it (`--wg-config`). */
@@ -114,6 +117,7 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
   const closeAll = (): void => {
     for (const c of open.splice(0).reverse()) c.close();
   };
+  const anchors: { entry: Anchor | null; exit: Anchor | null } = { entry: null, exit: null };
   let wg: WgOutcome | null = null;
   let wgExit: WgOutcome | null = null;
   let asExit: AsExitOutcome | null = null;
@@ -126,8 +130,8 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
     if (telescopingRekey && !telescopingRekey.can_rekey && telescopingRekey.error === null) telescopingRekey.error = skipped('no telescoped session with the exit');
     timings.total = round(performance.now() - started);
     const report: ProbeReport = {
-      entry: gatewayInfo(entryUrl, entry?.descriptor ?? null),
-      exit: exitUrl === null ? null : gatewayInfo(exitUrl, exit?.descriptor ?? null),
+      entry: gatewayInfo(entryUrl, entry?.descriptor ?? null, anchors.entry),
+      exit: exitUrl === null ? null : gatewayInfo(exitUrl, exit?.descriptor ?? null, anchors.exit),
       outcome: { lp, telescoping, rekey, telescoping_rekey: telescopingRekey, wg, wg_exit: wgExit, as_exit: asExit },
       timings_ms: timings,
       transport: o.transport,
@@ -142,11 +146,29 @@ export async function runProbe(o: RunOptions): Promise<ProbeReport> {
     return report;
   };
 
-  // 1. descriptors (both at once)
+  // 1. trust anchors and descriptors (both at once); nothing is sent to a gateway nothing vouches for
   const d0 = performance.now();
-  const fetchOne = async (url: string): Promise<FetchedGateway> => deadline.race(fetchGateway(url, deadline.clamp(connectMs)));
-  const [entryRes, exitRes] = await Promise.all([settle(fetchOne(entryUrl)), exitUrl === null ? Promise.resolve(null) : settle(fetchOne(exitUrl))]);
+  let trust: ProbeTrust;
+  try {
+    trust = await deadline.race(ProbeTrust.load(o.trust, deadline.clamp(connectMs)));
+  } catch (e) {
+    lp.error = errorInfo(e);
+    if (telescoping) telescoping.error = skipped('no trust anchor could be loaded');
+    return finish();
+  }
+  const fetchOne = async (role: 'entry' | 'exit', url: string): Promise<FetchedGateway> => {
+    const g = await deadline.race(trust.resolve(role, url, deadline.clamp(connectMs)));
+    anchors[role] = g.anchor;
+    return g;
+  };
+  const [entryRes, exitRes] = await Promise.all([settle(fetchOne('entry', entryUrl)), exitUrl === null ? Promise.resolve(null) : settle(fetchOne('exit', exitUrl))]);
   timings.descriptor = round(performance.now() - d0);
+  try {
+    trust.save();
+  } catch (e) {
+    lp.error = { code: ProbeErrorCode.STATE_FILE, message: `cannot write the state file: ${(e as Error).message}` };
+    return finish();
+  }
   if (exitRes && telescoping) {
     if (exitRes.ok) exit = exitRes.value;
     else telescoping.error = exitRes.error;

@@ -1,5 +1,5 @@
 /** Steps shared by `run` and `load`: descriptor fetch, registration, rekey. */
-import { ClientError, type LpConnection, type WireguardRegistration, deregisterDvpn, endpointText, fetchDescriptor, registerDvpn } from '../src/client/index.js';
+import { ClientError, type LpConnection, type WireguardRegistration, deregisterDvpn, endpointText, registerDvpn } from '../src/client/index.js';
 import type { GatewayPin, TicketType } from '../src/core/index.js';
 import type { GatewayDescriptor } from '../src/gateway/descriptor.js';
 import { ticketTypeName } from '../src/gateway/registration/tickets.js';
@@ -10,11 +10,6 @@ import { ProbeErrorCode, type ProbeMode, type RegistrationInfo } from './report.
 export interface FetchedGateway {
   descriptor: GatewayDescriptor;
   pin: GatewayPin;
-}
-
-/** Fetches `/v1/gateway`, checks its signature and returns the pin (identity + KEM key hash). */
-export function fetchGateway(url: string, timeoutMs: number): Promise<FetchedGateway> {
-  return fetchDescriptor(url, timeoutMs);
 }
 
 /** HTTP API base of a `--entry`/`--exit` value (`host:port` gets `http://`; a trailing /v1/gateway is dropped). */

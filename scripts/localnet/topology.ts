@@ -134,7 +134,9 @@ export function gatewayArgs(name: GatewayName, paths: GatewayPaths): string[] {
     '--collector',
     '--collector-iface',
     n.iface,
-    ...(name === 'entry' ? ['--topology', paths.topologyFile] : []),
+    // A localnet's gateways make their keys at first start, so nothing can be pinned ahead: the entry trusts its
+    // exit on first use (the plainly named flag; a real entry pins or uses a signed directory).
+    ...(name === 'entry' ? ['--topology', paths.topologyFile, '--trust-on-first-use'] : []),
   ];
 }
 
@@ -148,5 +150,5 @@ export const PROBE_TRANSPORTS: readonly ProbeTransport[] = ['tcp', 'udp'];
 
 /** Arguments of `gateway-probe` (after the program) for one telescoped run. */
 export function probeArgs(transport: ProbeTransport): string[] {
-  return ['run', '--entry', httpUrl('entry'), '--exit', httpUrl('exit'), '--mock-ecash', '--rekey', '--transport', transport];
+  return ['run', '--entry', httpUrl('entry'), '--exit', httpUrl('exit'), '--trust-on-first-use', '--mock-ecash', '--rekey', '--transport', transport];
 }

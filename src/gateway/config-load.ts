@@ -155,11 +155,14 @@ const hex64 = eachOf((s) => (/^[0-9a-fA-F]{64}$/.test(s) ? null : 'expected an E
 const httpUrls = eachOf((s) => {
   try {
     const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? null : 'expected an http:// or https:// URL';
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'expected an http:// or https:// URL';
+    if (u.hash !== '' && !/^#[0-9a-fA-F]{64}$/.test(u.hash)) return "the part after # must be the gateway's identity key (64 hex characters)";
+    return null;
   } catch {
-    return 'not a URL (expected e.g. http://10.0.0.2:8080 or http://10.0.0.2:8080/v1/gateway)';
+    return 'not a URL (expected e.g. http://10.0.0.2:8080#<identity> or http://10.0.0.2:8080/v1/gateway)';
   }
 });
+const nonEmptyItems = eachOf((s) => (s.trim() === '' ? 'must not be empty' : null));
 const pool =
   (family: 4 | 6): Rule =>
   (v) => {
@@ -183,6 +186,9 @@ const RULES: Readonly<Record<string, Rule>> = {
   'tables.shards': intRange(0, 1024),
   'http.listen': hostPortOf,
   'directory.peers': httpUrls,
+  'directory.documents': nonEmptyItems,
+  'directory.keys': hex64,
+  'http.descriptorValiditySec': intRange(300, 31_536_000),
   'directory.refreshSec': nonNegativeInt,
   'registration.credentialVerifier': oneOf(['mock', 'ticket']),
   'registration.ticketIssuers': hex64,
@@ -292,6 +298,7 @@ const FLAG_FOR_KEY: Readonly<Record<string, string>> = {
   mode: '--mode',
   'registration.credentialVerifier': '--mock-ecash',
   'directory.peers': '--peer',
+  'directory.trustOnFirstUse': '--trust-on-first-use',
   'directory.topology': '--topology',
   'lp.announceHost': '--announce-host',
   'wireguard.interface': '--wg-interface',
@@ -310,7 +317,10 @@ export const RUN_FLAGS_HELP = `Options (flags override LPGW_* environment variab
   --lp-udp HOST:PORT|off   LP UDP listener, 'off' disables UDP (lp.udp; default 0.0.0.0:51264)
   --mode entry|exit|both   gateway role (mode; default both)
   --mock-ecash             accept any well-formed credential (registration.credential_verifier = "mock")
-  --peer URL               descriptor URL of another gateway; repeatable, added to directory.peers
+  --peer URL#IDENTITY      descriptor URL of another gateway pinned to its identity key (64 hex); repeatable,
+                           added to directory.peers
+  --trust-on-first-use     accept unpinned peers on their self-signed descriptor alone (localnets only;
+                           directory.trust_on_first_use)
   --topology FILE          topology file listing gateways (directory.topology)
   --announce-host HOST     host published in the signed descriptor (lp.announce_host)
   --wg-interface IFACE     WireGuard interface to apply registered peers to (wireguard.interface)
@@ -339,6 +349,7 @@ export function parseRunFlags(argv: string[]): { configFile?: string; overrides:
       mode: { type: 'string' },
       'mock-ecash': { type: 'boolean' },
       peer: { type: 'string', multiple: true },
+      'trust-on-first-use': { type: 'boolean' },
       topology: { type: 'string' },
       'announce-host': { type: 'string' },
       'wg-interface': { type: 'string' },
@@ -363,6 +374,7 @@ export function parseRunFlags(argv: string[]): { configFile?: string; overrides:
   const directory: NonNullable<DeepPartial<GatewayConfig>['directory']> = {};
   if (v.peer !== undefined && v.peer.length > 0) directory.peers = [...v.peer];
   if (v.topology !== undefined) directory.topology = v.topology;
+  if (v['trust-on-first-use'] === true) directory.trustOnFirstUse = true;
   if (Object.keys(directory).length > 0) o.directory = directory;
   const wireguard: NonNullable<DeepPartial<GatewayConfig>['wireguard']> = {};
   if (v['wg-interface'] !== undefined) wireguard.interface = v['wg-interface'];

@@ -56,6 +56,10 @@ export interface GatewayConfig {
   http: {
     /** HTTP API HOST:PORT (health, metrics, descriptor, stats); port 0 picks a free port. */
     listen: string;
+    /** How long a served descriptor is valid (expires_at − issued_at); it is re-signed every quarter of it. */
+    descriptorValiditySec: number;
+    /** A signed directory document to serve at GET /v1/directory ('lp-gateway directory sign'); '' = none. */
+    directoryFile: string;
   };
   forward: {
     maxConcurrent: number;
@@ -67,8 +71,17 @@ export interface GatewayConfig {
     backoffMaxMs: number;
   };
   directory: {
-    /** Descriptor URLs of other gateways (http://host:port/v1/gateway or http://host:port). */
+    /**
+     * Descriptor URLs of other gateways (http://host:port/v1/gateway or http://host:port), each pinned to the
+     * gateway's identity as `URL#<64 hex Ed25519 key>` (unpinned ones need trust_on_first_use).
+     */
     peers: string[];
+    /** Signed directory documents (URLs or file paths) listing the gateways to forward to; need directory.keys. */
+    documents: string[];
+    /** Ed25519 public keys (hex) of the directories this gateway trusts. */
+    keys: string[];
+    /** Accept unpinned peers on their self-signed descriptor alone (localnets only). */
+    trustOnFirstUse: boolean;
     /** Topology file (JSON): { "gateways": [ { "url": "..." } | <descriptor> ] }; empty = none. */
     topology: string;
     /** Re-fetch peer descriptors every N seconds (0 = only at start). */
@@ -155,9 +168,9 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     demotedIdleTtlSec: 60,
     shards: 0,
   },
-  http: { listen: '127.0.0.1:8080' },
+  http: { listen: '127.0.0.1:8080', descriptorValiditySec: 86_400, directoryFile: '' },
   forward: { maxConcurrent: 1000, connectTimeoutMs: 5000, ioTimeoutMs: 10_000, backoffBaseMs: 250, backoffMaxMs: 30_000 },
-  directory: { peers: [], topology: '', refreshSec: 300 },
+  directory: { peers: [], documents: [], keys: [], trustOnFirstUse: false, topology: '', refreshSec: 300 },
   registration: {
     credentialVerifier: 'ticket',
     ticketIssuers: [],

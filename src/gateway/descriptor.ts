@@ -2,7 +2,7 @@
  * The signed gateway descriptor, served at `GET /v1/gateway` and consumed by other gateways' directories
  * and by clients (which pin `identity_key` and `kem.key_hash`). Schema version 1, JSON, snake_case:
  *
- *   { "schema_version": 1,
+ *   { "schema_version": 2,
  *     "identity_key": "<64 hex: Ed25519 public key>",
  *     "lp": { "tcp": "host:port", "udp": "host:port" | null },
  *     "kem": { "algorithm": "ML-KEM-768", "kkt_code": 1, "key_hash_algorithm": "BLAKE3-256", "key_hash": "<64 hex>" },
@@ -12,9 +12,10 @@
  *                  | null (no WireGuard interface configured: no tunnels offered),
  *     "software_version": "0.1.0",
  *     "issued_at": <unix seconds>,
+ *     "expires_at": <unix seconds, after issued_at>,
  *     "signature": "<128 hex: Ed25519>" }
  *
- * signature = Ed25519(identity, "lp-gateway descriptor v1\n" ‖ canonical JSON of every other field), where
+ * signature = Ed25519(identity, "lp-gateway descriptor v2\n" ‖ canonical JSON of every other field), where
  * canonical JSON sorts object keys recursively (UTF-16 code unit order), has no whitespace, and holds only
  * integers and ASCII strings, so it coincides with RFC 8785 (JCS) for every valid descriptor.
  * Addresses are normalised (normalizeLpAddress) before signing. verifyDescriptor is strict: exactly these
@@ -27,14 +28,18 @@ import { formatHostPort, parseHostPort } from './config-load.js';
 import { GatewayError, GatewayErrorCode } from './errors.js';
 import { AddressPool, formatIp, parseIp } from './registration/allocator.js';
 
-export const DESCRIPTOR_SCHEMA_VERSION = 1;
-/** Domain separation prefix of the signed bytes. */
-export const DESCRIPTOR_SIGNING_CONTEXT = 'lp-gateway descriptor v1\n';
+export const DESCRIPTOR_SCHEMA_VERSION = 2;
+/** Domain separation prefix of the signed bytes (v2 added `expires_at`). */
+export const DESCRIPTOR_SIGNING_CONTEXT = 'lp-gateway descriptor v2\n';
+/** A descriptor is valid for a day by default; the gateway re-signs it well before (DESIGN.md §7.6). */
+export const DEFAULT_DESCRIPTOR_VALIDITY_SEC = 86_400;
+/** Clock difference tolerated between a descriptor's signer and its verifier. */
+export const DESCRIPTOR_CLOCK_SKEW_SEC = 300;
 
 export type GatewayRole = 'entry' | 'exit';
 
 export interface GatewayDescriptor {
-  schema_version: 1;
+  schema_version: 2;
   identity_key: string;
   lp: { tcp: string; udp: string | null };
   kem: { algorithm: 'ML-KEM-768'; kkt_code: 1; key_hash_algorithm: 'BLAKE3-256'; key_hash: string };
@@ -42,6 +47,7 @@ export interface GatewayDescriptor {
   wireguard: { public_key: string; endpoint: string; tunnel_ipv4: string; tunnel_ipv6: string } | null;
   software_version: string;
   issued_at: number;
+  expires_at: number;
   signature: string;
 }
 
@@ -59,6 +65,8 @@ export interface DescriptorParams {
   softwareVersion?: string;
   /** Unix seconds; defaults to now. */
   issuedAt?: number;
+  /** Seconds from issuedAt to expires_at; default DEFAULT_DESCRIPTOR_VALIDITY_SEC. */
+  validitySec?: number;
 }
 
 const malformed = (msg: string): never => {
@@ -158,11 +166,12 @@ export function descriptorParamsFromConfig(config: GatewayConfig, wireguardPubli
 
 export function buildDescriptor(params: DescriptorParams, suite: CryptoSuite, keys: GatewayKeys): GatewayDescriptor {
   if (suite.kem.name !== 'ML-KEM-768' || suite.kem.kktCode !== 1) {
-    throw new GatewayError(GatewayErrorCode.INTERNAL, `descriptor v1 supports ML-KEM-768 only, not ${suite.kem.name}`);
+    throw new GatewayError(GatewayErrorCode.INTERNAL, `descriptor v2 supports ML-KEM-768 only, not ${suite.kem.name}`);
   }
   if (params.wireguard && params.wireguard.publicKey.length !== 32) throw new GatewayError(GatewayErrorCode.INTERNAL, 'WireGuard public key must be 32 bytes');
+  const issuedAt = params.issuedAt ?? Math.floor(Date.now() / 1000);
   const unsigned: UnsignedDescriptor = {
-    schema_version: 1,
+    schema_version: 2,
     identity_key: toHex(keys.ed25519.publicKey),
     lp: { tcp: normalizeLpAddress(params.lpTcp), udp: params.lpUdp === null ? null : normalizeLpAddress(params.lpUdp) },
     kem: { algorithm: 'ML-KEM-768', kkt_code: 1, key_hash_algorithm: 'BLAKE3-256', key_hash: toHex(keys.kemKeyHash) },
@@ -176,7 +185,8 @@ export function buildDescriptor(params: DescriptorParams, suite: CryptoSuite, ke
         }
       : null,
     software_version: params.softwareVersion ?? softwareVersion,
-    issued_at: params.issuedAt ?? Math.floor(Date.now() / 1000),
+    issued_at: issuedAt,
+    expires_at: issuedAt + (params.validitySec ?? DEFAULT_DESCRIPTOR_VALIDITY_SEC),
   };
   checkShape({ ...unsigned, signature: '0'.repeat(128) }); // never publish what verifyDescriptor would refuse
   const signature = suite.prims.ed25519Sign(keys.ed25519.secretKey, descriptorSigningBytes(unsigned));
@@ -204,67 +214,95 @@ function exactKeys(where: string, o: Record<string, unknown>, keys: readonly str
   for (const k of Object.keys(o)) if (!keys.includes(k)) malformed(`${where}unknown field '${k}'`);
 }
 
-function address(where: string, v: unknown): string {
-  if (typeof v !== 'string') return malformed(`${where} must be a HOST:PORT string`);
-  let norm: string;
-  try {
-    norm = normalizeLpAddress(v);
-  } catch (e) {
-    return malformed(`${where}: ${(e as Error).message}`);
-  }
-  if (norm !== v) malformed(`${where} '${v}' is not in normalised form ('${norm}')`);
-  return v;
+/** The fields that say what a gateway is: in its own descriptor, and in a directory document's list. */
+export const RECORD_FIELDS = ['identity_key', 'lp', 'kem', 'roles', 'wireguard'] as const;
+
+/** A gateway record (directory documents list these): its descriptor without version, times and signature. */
+export type GatewayRecord = Pick<GatewayDescriptor, (typeof RECORD_FIELDS)[number]>;
+
+/** The record of a descriptor. */
+export function recordOf(d: GatewayDescriptor): GatewayRecord {
+  return structuredClone({ identity_key: d.identity_key, lp: d.lp, kem: d.kem, roles: d.roles, wireguard: d.wireguard });
 }
 
-/** Strict v1 shape check; throws LPGW_ERR_DESCRIPTOR_MALFORMED. */
-function checkShape(d: unknown): GatewayDescriptor {
-  if (!isObject(d)) return malformed('expected a JSON object');
-  exactKeys('', d, ['schema_version', 'identity_key', 'lp', 'kem', 'roles', 'wireguard', 'software_version', 'issued_at', 'signature']);
-  if (d.schema_version !== DESCRIPTOR_SCHEMA_VERSION) malformed(`unsupported schema_version ${JSON.stringify(d.schema_version)} (expected 1)`);
-  if (typeof d.identity_key !== 'string' || !HEX64.test(d.identity_key)) malformed('identity_key must be 64 lower-case hex characters');
+/** Checks the record fields of `d` (a descriptor or a directory record); `fail` throws the caller's coded error. */
+export function checkRecordFields(d: Record<string, unknown>, fail: (msg: string) => never = malformed): void {
+  const address = (where: string, v: unknown): void => {
+    if (typeof v !== 'string') return fail(`${where} must be a HOST:PORT string`);
+    let norm: string;
+    try {
+      norm = normalizeLpAddress(v);
+    } catch (e) {
+      return fail(`${where}: ${(e as Error).message}`);
+    }
+    if (norm !== v) fail(`${where} '${v}' is not in normalised form ('${norm}')`);
+  };
+  const exact = (where: string, o: Record<string, unknown>, keys: readonly string[]): void => {
+    for (const k of keys) if (!Object.prototype.hasOwnProperty.call(o, k)) fail(`${where}missing field '${k}'`);
+    for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${where}unknown field '${k}'`);
+  };
+  if (typeof d.identity_key !== 'string' || !HEX64.test(d.identity_key)) fail('identity_key must be 64 lower-case hex characters');
   const lp = d.lp;
-  if (!isObject(lp)) return malformed('lp must be an object');
-  exactKeys('lp: ', lp, ['tcp', 'udp']);
+  if (!isObject(lp)) return fail('lp must be an object');
+  exact('lp: ', lp, ['tcp', 'udp']);
   address('lp.tcp', lp.tcp);
   if (lp.udp !== null) address('lp.udp', lp.udp);
   const kem = d.kem;
-  if (!isObject(kem)) return malformed('kem must be an object');
-  exactKeys('kem: ', kem, ['algorithm', 'kkt_code', 'key_hash_algorithm', 'key_hash']);
-  if (kem.algorithm !== 'ML-KEM-768' || kem.kkt_code !== 1) malformed(`unsupported KEM ${JSON.stringify(kem.algorithm)} / kkt_code ${JSON.stringify(kem.kkt_code)} (expected ML-KEM-768 / 1)`);
-  if (kem.key_hash_algorithm !== 'BLAKE3-256') malformed(`unsupported key_hash_algorithm ${JSON.stringify(kem.key_hash_algorithm)}`);
-  if (typeof kem.key_hash !== 'string' || !HEX64.test(kem.key_hash)) malformed('kem.key_hash must be 64 lower-case hex characters');
+  if (!isObject(kem)) return fail('kem must be an object');
+  exact('kem: ', kem, ['algorithm', 'kkt_code', 'key_hash_algorithm', 'key_hash']);
+  if (kem.algorithm !== 'ML-KEM-768' || kem.kkt_code !== 1) fail(`unsupported KEM ${JSON.stringify(kem.algorithm)} / kkt_code ${JSON.stringify(kem.kkt_code)} (expected ML-KEM-768 / 1)`);
+  if (kem.key_hash_algorithm !== 'BLAKE3-256') fail(`unsupported key_hash_algorithm ${JSON.stringify(kem.key_hash_algorithm)}`);
+  if (typeof kem.key_hash !== 'string' || !HEX64.test(kem.key_hash)) fail('kem.key_hash must be 64 lower-case hex characters');
   const roles = d.roles;
-  if (!Array.isArray(roles) || roles.length === 0 || roles.length > 2) return malformed('roles must be a non-empty array of "entry" / "exit"');
-  if (!roles.every((r) => r === 'entry' || r === 'exit') || new Set(roles).size !== roles.length) malformed('roles must hold distinct "entry" / "exit" values');
+  if (!Array.isArray(roles) || roles.length === 0 || roles.length > 2) return fail('roles must be a non-empty array of "entry" / "exit"');
+  if (!roles.every((r) => r === 'entry' || r === 'exit') || new Set(roles).size !== roles.length) fail('roles must hold distinct "entry" / "exit" values');
   const wg = d.wireguard;
   if (wg !== null) {
-    if (!isObject(wg)) return malformed('wireguard must be an object or null');
-    exactKeys('wireguard: ', wg, ['public_key', 'endpoint', 'tunnel_ipv4', 'tunnel_ipv6']);
-    if (typeof wg.public_key !== 'string' || !B64_32.test(wg.public_key) || Buffer.from(wg.public_key, 'base64').length !== 32) malformed('wireguard.public_key must be a base64 32-byte key');
+    if (!isObject(wg)) return fail('wireguard must be an object or null');
+    exact('wireguard: ', wg, ['public_key', 'endpoint', 'tunnel_ipv4', 'tunnel_ipv6']);
+    if (typeof wg.public_key !== 'string' || !B64_32.test(wg.public_key) || Buffer.from(wg.public_key, 'base64').length !== 32) fail('wireguard.public_key must be a base64 32-byte key');
     address('wireguard.endpoint', wg.endpoint);
     for (const [k, family] of [['tunnel_ipv4', 4], ['tunnel_ipv6', 6]] as const) {
       const v = wg[k];
       const ok = typeof v === 'string' && parseIp(v)?.family === family;
-      if (!ok) malformed(`wireguard.${k} must be an IPv${family} address`);
-      if (canonicalIp(v as string, family) !== v) malformed(`wireguard.${k} '${String(v)}' is not in canonical form`);
+      if (!ok) fail(`wireguard.${k} must be an IPv${family} address`);
+      if (canonicalIp(v as string, family) !== v) fail(`wireguard.${k} '${String(v)}' is not in canonical form`);
     }
   }
+}
+
+/** Strict v2 shape check; throws LPGW_ERR_DESCRIPTOR_MALFORMED. */
+function checkShape(d: unknown): GatewayDescriptor {
+  if (!isObject(d)) return malformed('expected a JSON object');
+  exactKeys('', d, ['schema_version', ...RECORD_FIELDS, 'software_version', 'issued_at', 'expires_at', 'signature']);
+  if (d.schema_version !== DESCRIPTOR_SCHEMA_VERSION) malformed(`unsupported schema_version ${JSON.stringify(d.schema_version)} (expected ${DESCRIPTOR_SCHEMA_VERSION})`);
+  checkRecordFields(d);
   if (typeof d.software_version !== 'string' || !PRINTABLE.test(d.software_version)) malformed('software_version must be 1-64 printable ASCII characters');
   if (typeof d.issued_at !== 'number' || !Number.isSafeInteger(d.issued_at) || d.issued_at < 0) malformed('issued_at must be a non-negative integer (unix seconds)');
+  if (typeof d.expires_at !== 'number' || !Number.isSafeInteger(d.expires_at) || d.expires_at <= (d.issued_at as number)) malformed('expires_at must be an integer after issued_at (unix seconds)');
   if (typeof d.signature !== 'string' || !HEX128.test(d.signature)) malformed('signature must be 128 lower-case hex characters');
   return d as unknown as GatewayDescriptor;
 }
 
 /**
- * Checks shape (LPGW_ERR_DESCRIPTOR_MALFORMED) and signature (LPGW_ERR_DESCRIPTOR_SIGNATURE); returns a
- * deep copy of the verified descriptor.
+ * Checks shape (LPGW_ERR_DESCRIPTOR_MALFORMED), signature (LPGW_ERR_DESCRIPTOR_SIGNATURE) and validity at
+ * `nowSec` (LPGW_ERR_DESCRIPTOR_EXPIRED; issued more than DESCRIPTOR_CLOCK_SKEW_SEC in the future:
+ * LPGW_ERR_DESCRIPTOR_NOT_YET_VALID); returns a deep copy of the verified descriptor. A valid signature only
+ * says the descriptor is what its own key announces: who that key is comes from a trust anchor (§7.6).
  */
-export function verifyDescriptor(json: unknown, suite: CryptoSuite): GatewayDescriptor {
+export function verifyDescriptor(json: unknown, suite: CryptoSuite, nowSec: number = Math.floor(Date.now() / 1000)): GatewayDescriptor {
   const d = checkShape(json);
   const copy = structuredClone(d);
   const ok = suite.prims.ed25519Verify(fromHex(copy.identity_key), descriptorSigningBytes(copy), fromHex(copy.signature));
   if (!ok) throw new GatewayError(GatewayErrorCode.DESCRIPTOR_SIGNATURE, `gateway descriptor of ${copy.identity_key.slice(0, 16)}…: signature does not verify`);
+  checkValidity(`gateway descriptor of ${copy.identity_key.slice(0, 16)}…`, copy.issued_at, copy.expires_at, nowSec, GatewayErrorCode.DESCRIPTOR_EXPIRED, GatewayErrorCode.DESCRIPTOR_NOT_YET_VALID);
   return copy;
+}
+
+/** Validity window check shared by descriptors and directory documents. */
+export function checkValidity(what: string, issuedAt: number, expiresAt: number, nowSec: number, expiredCode: string, futureCode: string): void {
+  if (nowSec >= expiresAt) throw new GatewayError(expiredCode, `${what} expired at ${new Date(expiresAt * 1000).toISOString()}`);
+  if (issuedAt > nowSec + DESCRIPTOR_CLOCK_SKEW_SEC) throw new GatewayError(futureCode, `${what} is issued at ${new Date(issuedAt * 1000).toISOString()}, more than ${DESCRIPTOR_CLOCK_SKEW_SEC} s in the future (check the clocks)`);
 }
 
 /** What a client pins from a verified descriptor. */

@@ -50,6 +50,24 @@ export const GatewayErrorCode = {
   DESCRIPTOR_MALFORMED: 'LPGW_ERR_DESCRIPTOR_MALFORMED',
   /** A gateway descriptor's Ed25519 signature does not verify. */
   DESCRIPTOR_SIGNATURE: 'LPGW_ERR_DESCRIPTOR_SIGNATURE',
+  /** A gateway descriptor's validity ended. */
+  DESCRIPTOR_EXPIRED: 'LPGW_ERR_DESCRIPTOR_EXPIRED',
+  /** A gateway descriptor is issued in the future (beyond the clock skew tolerated). */
+  DESCRIPTOR_NOT_YET_VALID: 'LPGW_ERR_DESCRIPTOR_NOT_YET_VALID',
+  /** A descriptor older than one already seen for that identity (a rollback). */
+  DESCRIPTOR_ROLLBACK: 'LPGW_ERR_DESCRIPTOR_ROLLBACK',
+  /** A gateway descriptor without a trust anchor: not pinned, in no trusted directory, and TOFU is off. */
+  DESCRIPTOR_UNTRUSTED: 'LPGW_ERR_DESCRIPTOR_UNTRUSTED',
+  /** A directory document does not have the v1 shape. */
+  DIRECTORY_MALFORMED: 'LPGW_ERR_DIRECTORY_MALFORMED',
+  /** A directory document is signed by no trusted directory key, or its signature does not verify. */
+  DIRECTORY_SIGNATURE: 'LPGW_ERR_DIRECTORY_SIGNATURE',
+  /** A directory document's validity ended. */
+  DIRECTORY_EXPIRED: 'LPGW_ERR_DIRECTORY_EXPIRED',
+  /** A directory document is issued in the future. */
+  DIRECTORY_NOT_YET_VALID: 'LPGW_ERR_DIRECTORY_NOT_YET_VALID',
+  /** A directory document whose version is lower than one already seen (a rollback). */
+  DIRECTORY_ROLLBACK: 'LPGW_ERR_DIRECTORY_ROLLBACK',
   /** An LP address (HOST:PORT) does not parse. */
   BAD_ADDRESS: 'LPGW_ERR_BAD_ADDRESS',
 } as const;

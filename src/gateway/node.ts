@@ -113,7 +113,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     onDeregistered: () => plane.onDeregistered(),
   });
 
-  const directory = isEntry ? new Directory({ peers: config.directory.peers, topology: config.directory.topology, refreshSec: config.directory.refreshSec, ownIdentity: keys.ed25519.publicKey }, suite, logger.child({ component: 'directory' })) : null;
+  const directory = isEntry ? Directory.fromConfig(config, suite, keys.ed25519.publicKey, logger.child({ component: 'directory' })) : null;
   if (directory) {
     await directory.load();
     await plane.allowExits(directory.entries());
@@ -167,17 +167,21 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const udpAddr = udp ? await udp.listen() : null;
 
   const { lpTcp, lpUdp } = announcedAddresses(config, { tcpPort: tcpAddr.port, udpPort: udpAddr?.port });
-  const descriptor = buildDescriptor(
-    {
-      lpTcp,
-      lpUdp,
-      mode: config.mode,
-      // A gateway without a WireGuard interface offers no tunnel: it announces none.
-      wireguard: config.wireguard.interface !== '' ? { publicKey: wireguard.publicKey, endpoint: wgEndpoint, ...tunnelAddresses(config) } : null,
-    },
-    suite,
-    keys,
-  );
+  const descriptorParams = {
+    lpTcp,
+    lpUdp,
+    mode: config.mode,
+    // A gateway without a WireGuard interface offers no tunnel: it announces none.
+    wireguard: config.wireguard.interface !== '' ? { publicKey: wireguard.publicKey, endpoint: wgEndpoint, ...tunnelAddresses(config) } : null,
+    validitySec: config.http.descriptorValiditySec,
+  };
+  // Re-signed once a quarter of its validity has passed, so what is served is never near its expiry.
+  let descriptor = buildDescriptor(descriptorParams, suite, keys);
+  const currentDescriptor = (): GatewayDescriptor => {
+    const now = Math.floor(Date.now() / 1000);
+    if (now - descriptor.issued_at >= Math.max(1, Math.floor(config.http.descriptorValiditySec / 4))) descriptor = buildDescriptor({ ...descriptorParams, issuedAt: now }, suite, keys);
+    return descriptor;
+  };
 
   const tableTotals = (): { handshakes: number; sessions: number; demoted: number } =>
     shards.map((s) => s.stats()).reduce((a, b) => ({ handshakes: a.handshakes + b.handshakes, sessions: a.sessions + b.sessions, demoted: a.demoted + b.demoted }));
@@ -230,9 +234,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const api = await buildApi(
     {
       metrics,
-      descriptor: () => descriptor,
+      descriptor: currentDescriptor,
       stats,
       wireguard: () => plane.view(),
+      directoryFile: config.http.directoryFile,
       extraRoutes: async (app) => {
         stream = registerCollectorRoutes(app, collector);
         await opts.extraRoutes?.(app);
@@ -253,7 +258,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     metrics,
     forwarder,
     wireguard: plane,
-    descriptor: () => descriptor,
+    descriptor: currentDescriptor,
     stats,
     stop(): Promise<void> {
       stopping ??= (async () => {

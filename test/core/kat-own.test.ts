@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { defaultSuite, fromHex, gatewayKeysFromSeeds, toHex } from '../../src/core/index.js';
 import { buildVectors, VECTOR_TIME } from '../helpers/lp-vectors.js';
 import { MemoryGateway } from '../helpers/memory-gateway.js';
+import { verifyDescriptor } from '../../src/gateway/descriptor.js';
+import { verifyDirectory } from '../../src/gateway/directory-document.js';
 import { fill, seededSuite } from '../helpers/fixtures.js';
 
 interface Step {
@@ -21,6 +23,7 @@ const published = JSON.parse(readFileSync(new URL('../vectors/lp-gateway-kat.jso
   kkt_ml_kem_768: Record<string, unknown>;
   kdf_contexts: Record<string, string>;
   transcript: { steps: Step[] };
+  signed_documents: Record<string, unknown>;
 };
 const fresh = buildVectors(defaultSuite) as typeof published;
 
@@ -58,4 +61,12 @@ test('a fresh gateway answers the recorded client packets with the recorded repl
     assert.ok(reply);
     assert.equal(toHex(reply), (steps[i + 1] as Step).hex, `reply to ${(steps[i] as Step).what}`);
   }
+});
+
+test('descriptor and directory document from fixed keys and times (DESIGN.md §7.6)', () => {
+  assert.deepEqual(fresh.signed_documents, published.signed_documents);
+  const d = published.signed_documents.descriptor as { issued_at: number };
+  assert.deepEqual(verifyDescriptor(published.signed_documents.descriptor, defaultSuite, d.issued_at + 1), published.signed_documents.descriptor);
+  const key = defaultSuite.prims.ed25519FromSeed(fromHex(published.signed_documents.directory_key_seed as string)).publicKey;
+  assert.deepEqual(verifyDirectory(published.signed_documents.directory, [key], defaultSuite, { nowSec: d.issued_at + 1 }), published.signed_documents.directory);
 });

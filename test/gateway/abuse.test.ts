@@ -324,7 +324,7 @@ describe('c/d. telescoping: no open relay, exit down, exit silent', () => {
 
   before(async () => {
     [exit, silent] = await Promise.all([startGatewayProcess(['--mock-ecash', '--mode', 'exit']), startExitStandIn({ delayMs: Infinity })]);
-    entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http, '--peer', silent.http], {
+    entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned, '--peer', silent.pinned], {
       env: {
         LPGW_FORWARD_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
         LPGW_FORWARD_IO_TIMEOUT_MS: String(IO_TIMEOUT_MS),

@@ -24,6 +24,10 @@ import { gatewayKeys, otherGatewayKeys, fill } from '../helpers/fixtures.js';
 
 const wgPublic = defaultSuite.prims.x25519FromSecret(fill(9, 32)).publicKey;
 
+/** Descriptors here are issued at T0 and checked a few seconds later. */
+const T0 = 1_700_000_000;
+const verify = (json: unknown, nowSec = T0 + 5): GatewayDescriptor => verifyDescriptor(json, defaultSuite, nowSec);
+
 function sample(over: Partial<Parameters<typeof buildDescriptor>[0]> = {}): GatewayDescriptor {
   return buildDescriptor({ lpTcp: '192.0.2.10:41264', lpUdp: '192.0.2.10:51264', mode: 'both', wireguard: { publicKey: wgPublic, endpoint: '192.0.2.10:51820', tunnelIpv4: '10.1.0.1', tunnelIpv6: 'fd00:1::1' }, issuedAt: 1_700_000_000, ...over }, defaultSuite, gatewayKeys);
 }
@@ -42,9 +46,10 @@ function expectCode(fn: () => unknown, code: string, fragment = ''): void {
 describe('build and verify', () => {
   test('round trip through JSON text', () => {
     const d = sample();
-    const back = verifyDescriptor(JSON.parse(JSON.stringify(d)) as unknown, defaultSuite);
+    const back = verify(JSON.parse(JSON.stringify(d)) as unknown);
     assert.deepEqual(back, d);
-    assert.equal(d.schema_version, 1);
+    assert.equal(d.schema_version, 2);
+    assert.equal(d.expires_at, 1_700_000_000 + 86_400, 'valid for a day by default');
     assert.equal(d.identity_key, toHex(gatewayKeys.ed25519.publicKey));
     assert.deepEqual(d.lp, { tcp: '192.0.2.10:41264', udp: '192.0.2.10:51264' });
     assert.deepEqual(d.roles, ['entry', 'exit']);
@@ -59,7 +64,7 @@ describe('build and verify', () => {
     const d = sample({ lpUdp: null, wireguard: null });
     assert.equal(d.lp.udp, null);
     assert.equal(d.wireguard, null);
-    assert.deepEqual(verifyDescriptor(clone(d), defaultSuite), d);
+    assert.deepEqual(verify(clone(d)), d);
   });
 
   test('kem.key_hash is BLAKE3-256 of the ML-KEM-768 public key', () => {
@@ -78,8 +83,18 @@ describe('build and verify', () => {
     const message = new TextEncoder().encode(DESCRIPTOR_SIGNING_CONTEXT + canonicalJson(rest));
     assert.deepEqual(descriptorSigningBytes(d), message);
     assert.ok(defaultSuite.prims.ed25519Verify(gatewayKeys.ed25519.publicKey, message, Buffer.from(signature, 'hex')));
-    assert.ok(canonicalJson(rest).startsWith('{"identity_key":"'));
+    assert.ok(canonicalJson(rest).startsWith('{"expires_at":1700086400,"identity_key":"'));
     assert.ok(!/\s/.test(canonicalJson(rest)));
+  });
+});
+
+describe('validity', () => {
+  test('expired or issued in the future → coded errors; the clock skew tolerated is 5 minutes', () => {
+    const d = clone(sample({ validitySec: 3600 }));
+    assert.equal(verify(d, T0 + 3599).expires_at, T0 + 3600);
+    expectCode(() => verify(d, T0 + 3600), 'LPGW_ERR_DESCRIPTOR_EXPIRED', 'expired at');
+    assert.equal(verify(d, T0 - 300).issued_at, T0, 'issued up to 300 s ahead of our clock is fine');
+    expectCode(() => verify(d, T0 - 301), 'LPGW_ERR_DESCRIPTOR_NOT_YET_VALID', 'in the future');
   });
 });
 
@@ -92,13 +107,14 @@ describe('tampering', () => {
     ['wireguard', (o) => (o.wireguard = null)],
     ['software_version', (o) => (o.software_version = '9.9.9')],
     ['issued_at', (o) => (o.issued_at = 1_700_000_001)],
+    ['expires_at', (o) => (o.expires_at = 1_800_000_000)],
     ['identity_key', (o) => (o.identity_key = toHex(otherGatewayKeys.ed25519.publicKey))],
   ];
   for (const [field, mutate] of mutations) {
     test(`changed ${field} → LPGW_ERR_DESCRIPTOR_SIGNATURE`, () => {
       const o = clone(sample());
       mutate(o);
-      expectCode(() => verifyDescriptor(o, defaultSuite), 'LPGW_ERR_DESCRIPTOR_SIGNATURE', 'signature does not verify');
+      expectCode(() => verify(o), 'LPGW_ERR_DESCRIPTOR_SIGNATURE', 'signature does not verify');
     });
   }
 
@@ -106,10 +122,10 @@ describe('tampering', () => {
     const o = clone(sample());
     const sig = o.signature as string;
     o.signature = `${sig.slice(0, 10)}${sig[10] === '0' ? '1' : '0'}${sig.slice(11)}`;
-    expectCode(() => verifyDescriptor(o, defaultSuite), 'LPGW_ERR_DESCRIPTOR_SIGNATURE');
-    const other = buildDescriptor({ lpTcp: '192.0.2.10:41264', lpUdp: null, mode: 'both', wireguard: null, issuedAt: 1 }, defaultSuite, otherGatewayKeys);
+    expectCode(() => verify(o), 'LPGW_ERR_DESCRIPTOR_SIGNATURE');
+    const other = buildDescriptor({ lpTcp: '192.0.2.10:41264', lpUdp: null, mode: 'both', wireguard: null, issuedAt: T0 }, defaultSuite, otherGatewayKeys);
     const forged = { ...clone(other), identity_key: toHex(gatewayKeys.ed25519.publicKey) };
-    expectCode(() => verifyDescriptor(forged, defaultSuite), 'LPGW_ERR_DESCRIPTOR_SIGNATURE');
+    expectCode(() => verify(forged), 'LPGW_ERR_DESCRIPTOR_SIGNATURE');
   });
 
   test('malformed shapes → LPGW_ERR_DESCRIPTOR_MALFORMED', () => {
@@ -120,7 +136,13 @@ describe('tampering', () => {
       ['missing field', (() => { const o = clone(sample()); delete o.kem; return o; })()],
       ['extra field', { ...clone(sample()), extra: 1 }],
       ['extra nested field', (() => { const o = clone(sample()); (o.lp as Record<string, unknown>).quic = null; return o; })()],
-      ['schema_version 2', { ...clone(sample()), schema_version: 2 }],
+      ['schema_version 1', { ...clone(sample()), schema_version: 1 }],
+      ['no expires_at', (() => {
+        const o = clone(sample());
+        delete o.expires_at;
+        return o;
+      })()],
+      ['expires_at not after issued_at', { ...clone(sample()), expires_at: 1_700_000_000 }],
       ['upper-case hex identity', { ...clone(sample()), identity_key: toHex(gatewayKeys.ed25519.publicKey).toUpperCase() }],
       ['short identity', { ...clone(sample()), identity_key: 'ab' }],
       ['bad lp.tcp', { ...clone(sample()), lp: { tcp: 'nowhere', udp: null } }],
@@ -139,7 +161,7 @@ describe('tampering', () => {
       ['non-ASCII version', { ...clone(sample()), software_version: 'vé' }],
     ];
     for (const [name, value] of cases) {
-      assert.throws(() => verifyDescriptor(value, defaultSuite), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_DESCRIPTOR_MALFORMED', name);
+      assert.throws(() => verify(value), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_DESCRIPTOR_MALFORMED', name);
     }
   });
 });
@@ -155,12 +177,13 @@ describe('canonical form', () => {
       lp: { udp: d.lp.udp, tcp: d.lp.tcp },
       kem: { key_hash: d.kem.key_hash, key_hash_algorithm: d.kem.key_hash_algorithm, kkt_code: d.kem.kkt_code, algorithm: d.kem.algorithm },
       issued_at: d.issued_at,
+      expires_at: d.expires_at,
       identity_key: d.identity_key,
       schema_version: d.schema_version,
     };
     assert.notEqual(JSON.stringify(reordered), JSON.stringify(d));
     assert.equal(canonicalJson(reordered), canonicalJson(d));
-    assert.deepEqual(verifyDescriptor(reordered, defaultSuite), d);
+    assert.deepEqual(verify(reordered), d);
   });
 
   test('canonicalJson basics', () => {
@@ -181,7 +204,7 @@ describe('addresses', () => {
   test('build normalises addresses before signing', () => {
     const d = sample({ lpTcp: '[FD00::0:1]:041264', lpUdp: null });
     assert.equal(d.lp.tcp, '[fd00::1]:41264');
-    assert.deepEqual(verifyDescriptor(clone(d), defaultSuite), d);
+    assert.deepEqual(verify(clone(d)), d);
   });
 
   test('announced addresses from the configuration', () => {

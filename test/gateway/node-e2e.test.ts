@@ -31,7 +31,7 @@ describe('gateway node: descriptor, handshake and registration over real sockets
 
   before(async () => {
     gw = await startGatewayProcess(['--mock-ecash']);
-    entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', gw.http]);
+    entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', gw.pinned]);
     ({ descriptor, pin } = await fetchDescriptor(gw.http));
   });
 

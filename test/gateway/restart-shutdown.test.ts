@@ -77,7 +77,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     const EXIT_DELAY_MS = 1200;
     const GRACE_SEC = 5;
     standIn = await startExitStandIn({ delayMs: EXIT_DELAY_MS });
-    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', standIn.http], { env: { LPGW_SHUTDOWN_GRACE_SEC: String(GRACE_SEC) } });
+    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', standIn.pinned], { env: { LPGW_SHUTDOWN_GRACE_SEC: String(GRACE_SEC) } });
     assert.equal((await getStats(entry.http)).directory?.peers, 1);
     const { pin } = await fetchDescriptor(entry.http);
     const conn = await LpConnection.connect({ transport: tracked(new TcpStreamTransport(entry.lpTcp)), gateway: pin });

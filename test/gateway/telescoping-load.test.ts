@@ -14,7 +14,7 @@ after(stopAll);
 test('many clients through one entry: an exit that exempts the entry serves them all', async () => {
   const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: { LPGW_LP_HELLO_RATE_EXEMPT: '127.0.0.1' } });
   // The entry's own per-source limit is raised: all test clients share 127.0.0.1.
-  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], { env: { LPGW_LP_HELLO_RATE_PER_SEC: '100000', LPGW_LP_HELLO_BURST: '100000' } });
+  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned], { env: { LPGW_LP_HELLO_RATE_PER_SEC: '100000', LPGW_LP_HELLO_BURST: '100000' } });
   const e = await fetchDescriptor(entry.http);
   const x = await fetchDescriptor(exit.http);
   const clients = await Promise.all(
@@ -35,7 +35,7 @@ test('many clients through one entry: an exit that exempts the entry serves them
 test("an exit's Busy delays new telescoped handshakes but established inner sessions keep working", async () => {
   // Exit with a tiny hello budget and no exemption: the entry's forwarded hellos soon get Busy.
   const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: { LPGW_LP_HELLO_RATE_PER_SEC: '0.5', LPGW_LP_HELLO_BURST: '1' } });
-  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], { env: { LPGW_LP_HELLO_RATE_PER_SEC: '100000', LPGW_LP_HELLO_BURST: '100000' } });
+  const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned], { env: { LPGW_LP_HELLO_RATE_PER_SEC: '100000', LPGW_LP_HELLO_BURST: '100000' } });
   const e = await fetchDescriptor(entry.http);
   const x = await fetchDescriptor(exit.http);
   const outer = await LpConnection.connect({ transport: new TcpStreamTransport(e.descriptor.lp.tcp), gateway: e.pin });

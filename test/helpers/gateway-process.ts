@@ -16,6 +16,10 @@ export interface GatewayProcess {
   http: string;
   lpTcp: string;
   lpUdp: string | null;
+  /** The gateway's Ed25519 identity key, hex (from its start log). */
+  identity: string;
+  /** `<http>#<identity>`: the HTTP API pinned to the identity, for an entry's --peer. */
+  pinned: string;
   /** Every log line (parsed JSON) so far. */
   logs: Record<string, unknown>[];
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -45,7 +49,11 @@ export async function startGatewayProcess(
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const gp = await new Promise<GatewayProcess>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start within ${opts.timeoutMs ?? 20000} ms; stderr: ${stderr}`)), opts.timeoutMs ?? 20_000);
+    // a gateway that never got ready is killed here: nobody else holds it, and its pipes would keep the test file alive
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`gateway did not start within ${opts.timeoutMs ?? 60_000} ms; stderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
     void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening; stderr: ${stderr}; logs: ${JSON.stringify(logs.slice(-5))}`)));
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       let rec: Record<string, unknown>;
@@ -57,9 +65,12 @@ export async function startGatewayProcess(
       logs.push(rec);
       if (rec.msg === 'gateway listening') {
         clearTimeout(timer);
+        const identity = String(logs.find((l) => typeof l.identity === 'string')?.identity ?? '');
         const g: GatewayProcess = {
           proc,
           dataDir,
+          identity,
+          pinned: `http://${rec.http as string}#${identity}`,
           http: `http://${rec.http as string}`,
           lpTcp: rec.lpTcp as string,
           lpUdp: (rec.lpUdp as string | null) ?? null,

@@ -283,6 +283,8 @@ export function metric(m: Map<string, number>, key: string): number {
 
 export interface ExitStandIn {
   http: string;
+  /** `<http>#<identity>`: pinned, for an entry's --peer. */
+  pinned: string;
   lpTcp: string;
   keys: GatewayKeys;
   pin: GatewayPin;
@@ -347,6 +349,7 @@ export async function startExitStandIn(opts: { delayMs: number }): Promise<ExitS
   const httpBase = `http://127.0.0.1:${(api.address() as net.AddressInfo).port}`;
   return {
     http: httpBase,
+    pinned: `${httpBase}#${descriptor.identity_key}`,
     lpTcp,
     keys,
     pin: { ed25519Public: keys.ed25519.publicKey, kemKeyHash: keys.kemKeyHash },

@@ -22,6 +22,8 @@ import {
   encodeAppMessage,
   type AppMessage,
 } from '../../src/core/index.js';
+import { buildDescriptor, descriptorSigningBytes, recordOf } from '../../src/gateway/descriptor.js';
+import { directorySigningBytes, signDirectory } from '../../src/gateway/directory-document.js';
 import { MemoryGateway } from './memory-gateway.js';
 import { fill, seededSuite } from './fixtures.js';
 
@@ -138,6 +140,27 @@ function transcriptVectors(): { client_random_label: string; gateway_random_labe
   return { client_random_label: 'lp-gateway-kat client', gateway_random_label: 'lp-gateway-kat gateway', unix_time: VECTOR_TIME, steps };
 }
 
+/** §7.6: a descriptor and a directory document from fixed keys and times (Ed25519 is deterministic). */
+function signedDocumentVectors(suite: CryptoSuite): Record<string, unknown> {
+  const gw = gatewayKeysFromSeeds(suite, { ed25519Seed: fill(2, 32), kemSeed: fill(3, 64) });
+  const wg = suite.prims.x25519FromSecret(fill(9, 32));
+  const descriptor = buildDescriptor(
+    { lpTcp: '192.0.2.10:41264', lpUdp: '192.0.2.10:51264', mode: 'both', wireguard: { publicKey: wg.publicKey, endpoint: '192.0.2.10:51820', tunnelIpv4: '10.1.0.1', tunnelIpv6: 'fd00:1::1' }, softwareVersion: 'kat', issuedAt: VECTOR_TIME, validitySec: 86_400 },
+    suite,
+    gw,
+  );
+  const dirKey = suite.prims.ed25519FromSeed(fill(0x31, 32));
+  const directory = signDirectory({ key: dirKey, version: 7, gateways: [recordOf(descriptor)], validitySec: 7 * 86_400, issuedAt: VECTOR_TIME }, suite);
+  return {
+    gateway_identity_seed: toHex(fill(2, 32)),
+    descriptor_signing_input: new TextDecoder().decode(descriptorSigningBytes(descriptor)),
+    descriptor,
+    directory_key_seed: toHex(fill(0x31, 32)),
+    directory_signing_input: new TextDecoder().decode(directorySigningBytes(directory)),
+    directory,
+  };
+}
+
 export function buildVectors(suite: CryptoSuite): Record<string, unknown> {
   return {
     _comment:
@@ -146,5 +169,6 @@ export function buildVectors(suite: CryptoSuite): Record<string, unknown> {
     key_schedule: keyScheduleVectors(suite),
     kkt_ml_kem_768: kktVectors(suite),
     transcript: transcriptVectors(),
+    signed_documents: signedDocumentVectors(suite),
   };
 }

@@ -79,6 +79,8 @@ export async function must(cmd: string, args: readonly string[]): Promise<string
 
 export interface GatewayHandle {
   proc: ChildProcess;
+  /** The gateway's identity key (hex), from its start log: the probe pins it. */
+  identity: string;
   logs: Record<string, unknown>[];
   /** Raw stdout and stderr text (to search for secrets). */
   text(): string;
@@ -169,7 +171,7 @@ export class WgTestbed {
     proc.stderr?.on('data', (d: Buffer) => (raw += d.toString()));
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     const listening = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`gateway did not start within 30 s; stderr: ${raw}; logs: ${JSON.stringify(logs.slice(-5))}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`gateway did not start within 60 s; stderr: ${raw}; logs: ${JSON.stringify(logs.slice(-5))}`)), 60_000); // generous: a loaded CI machine starts a gateway slowly
       void exited.then((code) => {
         clearTimeout(timer);
         reject(new GatewayExit(code, logs, raw));
@@ -189,7 +191,8 @@ export class WgTestbed {
       });
     });
     const httpPort = await listening;
-    return { proc, logs, text: () => raw, httpPort, exited };
+    const identity = String(logs.find((l) => typeof l.identity === 'string')?.identity ?? '');
+    return { proc, identity, logs, text: () => raw, httpPort, exited };
   }
 
   /** Runs `node bin/lp-gateway.js run …` to completion (a gateway expected to refuse to start). */
@@ -230,7 +233,7 @@ export class WgTestbed {
   async probe(g: GatewayHandle, args: string[] = [], o: { asNobody?: boolean } = {}): Promise<{ code: number | null; report: ProbeOutput; stdout: string; stderr: string }> {
     // operators run the probe unprivileged: uid 65534, no capabilities
     const drop = o.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'] : [];
-    const child = spawn('ip', ['netns', 'exec', this.client.name, ...drop, process.execPath, GATEWAY_PROBE, 'run', '--entry', `http://${GW_ADDR}:${g.httpPort}`, '--mock-ecash', '--compact', '-q', '--timeout', '60', ...args], {
+    const child = spawn('ip', ['netns', 'exec', this.client.name, ...drop, process.execPath, GATEWAY_PROBE, 'run', '--entry', `http://${GW_ADDR}:${g.httpPort}`, '--entry-identity', g.identity, '--mock-ecash', '--compact', '-q', '--timeout', '60', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HOME: '/tmp' },
     });

@@ -101,9 +101,10 @@ test('topology: the gateway flags are the documented ones', () => {
     'eth0',
     '--topology',
     '.localnet/topology.json',
+    '--trust-on-first-use',
   ]);
   assert.ok(!gatewayArgs('exit', localnetPaths('exit')).includes('--topology'), 'the exit forwards nowhere');
-  assert.deepEqual(probeArgs('udp'), ['run', '--entry', 'http://10.77.0.2:8080', '--exit', 'http://10.77.0.3:8080', '--mock-ecash', '--rekey', '--transport', 'udp']);
+  assert.deepEqual(probeArgs('udp'), ['run', '--entry', 'http://10.77.0.2:8080', '--exit', 'http://10.77.0.3:8080', '--trust-on-first-use', '--mock-ecash', '--rekey', '--transport', 'udp']);
   assert.deepEqual(topologyDocument(), { gateways: [{ url: 'http://10.77.0.3:8080' }] });
   assert.equal(GATEWAY_ENV.LPGW_COLLECTOR_WINDOW_SEC, '1');
 });

@@ -44,7 +44,16 @@ export function runCli(args: string[], timeoutMs = 45_000): Promise<CliResult> {
   });
 }
 
-export async function probeRun(args: string[]): Promise<CliResult & { report: ProbeReport }> {
+/** Trust anchor flags; without one, the helpers add --trust-on-first-use (tests that are not about trust). */
+const ANCHORS = ['--entry-identity', '--directory', '--trust-on-first-use'];
+const anchored = (args: string[]): string[] => (args.some((a) => ANCHORS.includes(a)) ? args : [...args, '--trust-on-first-use']);
+
+export function probeRun(args: string[]): Promise<CliResult & { report: ProbeReport }> {
+  return probeRunExact(anchored(args));
+}
+
+/** `gateway-probe run` with exactly these arguments (no trust anchor added). */
+export async function probeRunExact(args: string[]): Promise<CliResult & { report: ProbeReport }> {
   const r = await runCli(['run', '--compact', ...args]);
   let report: ProbeReport;
   try {
@@ -56,7 +65,7 @@ export async function probeRun(args: string[]): Promise<CliResult & { report: Pr
 }
 
 export async function probeLoad(args: string[]): Promise<CliResult & { report: LoadReport }> {
-  const r = await runCli(['load', '--compact', ...args]);
+  const r = await runCli(['load', '--compact', ...anchored(args)]);
   let report: LoadReport;
   try {
     report = JSON.parse(r.stdout) as LoadReport;
@@ -104,7 +113,7 @@ export function serveDescriptor(body: unknown): Promise<StaticServer> {
  * identity.key), copied from `real` with `changes` applied before signing — e.g. a wrong KEM key hash or
  * another LP address. Its signature verifies, so only the changed field can make a probe fail.
  */
-export function resignedDescriptor(dataDir: string, real: GatewayDescriptor, changes: { kemKeyHash?: Uint8Array; lpTcp?: string }): GatewayDescriptor {
+export function resignedDescriptor(dataDir: string, real: GatewayDescriptor, changes: { kemKeyHash?: Uint8Array; lpTcp?: string; issuedAt?: number }): GatewayDescriptor {
   const { keys } = loadOrCreateKeys(dataDir, defaultSuite);
   const wg = real.wireguard;
   return buildDescriptor(
@@ -114,6 +123,7 @@ export function resignedDescriptor(dataDir: string, real: GatewayDescriptor, cha
       mode: real.roles.length === 2 ? 'both' : (real.roles[0] ?? 'both'),
       wireguard: wg ? { publicKey: new Uint8Array(Buffer.from(wg.public_key, 'base64')), endpoint: wg.endpoint, tunnelIpv4: wg.tunnel_ipv4, tunnelIpv6: wg.tunnel_ipv6 } : null,
       softwareVersion: real.software_version,
+      ...(changes.issuedAt !== undefined ? { issuedAt: changes.issuedAt } : {}),
     },
     defaultSuite,
     { ...keys, kemKeyHash: changes.kemKeyHash ?? keys.kemKeyHash },

@@ -18,7 +18,7 @@ describe('gateway-probe run (real gateways)', () => {
 
   before(async () => {
     exit = await startGatewayProcess(['--mock-ecash'], { env });
-    entry = await startGatewayProcess(['--mock-ecash', '--peer', exit.http], { env });
+    entry = await startGatewayProcess(['--mock-ecash', '--peer', exit.pinned], { env });
   });
   after(stopAll);
 

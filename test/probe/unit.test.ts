@@ -102,7 +102,7 @@ describe('Deadline', () => {
 });
 
 function report(over: Partial<ProbeReport['outcome']> = {}): ProbeReport {
-  const gw = { identity: 'ab'.repeat(32), lp_tcp: '127.0.0.1:41264', lp_udp: '127.0.0.1:51264', http: 'http://127.0.0.1:8080', software_version: '0.1.0', roles: ['entry', 'exit'], kem_key_hash: 'cd'.repeat(32) };
+  const gw = { identity: 'ab'.repeat(32), lp_tcp: '127.0.0.1:41264', lp_udp: '127.0.0.1:51264', http: 'http://127.0.0.1:8080', software_version: '0.1.0', roles: ['entry', 'exit'], kem_key_hash: 'cd'.repeat(32), trusted_by: 'pinned' as const };
   const reg = { ticket_type: 'wireguard-entry', private_ipv4: '10.1.0.2', private_ipv6: 'fd00:1::2', wireguard_endpoint: '127.0.0.1:51820', allocated_bandwidth_bytes: '1073741824', deregistered: true };
   return {
     entry: gw,

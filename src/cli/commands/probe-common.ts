@@ -5,12 +5,19 @@ import { type CredentialSource, MockCredentials, TicketCredentials } from '../..
 import type { ProbeMode, TransportName } from '../../../probe/report.js';
 import { httpBase } from '../../../probe/steps.js';
 import { TRANSPORT_NAMES, isTransportName } from '../../../probe/transport.js';
+import type { TrustOptions } from '../../../probe/trust.js';
 import { UsageError } from '../command.js';
 
 /** parseArgs option specs common to both commands. */
 export const COMMON_OPTIONS = {
   entry: { type: 'string' },
   exit: { type: 'string' },
+  'entry-identity': { type: 'string' },
+  'exit-identity': { type: 'string' },
+  directory: { type: 'string' },
+  'directory-key': { type: 'string', multiple: true },
+  'trust-on-first-use': { type: 'boolean', default: false },
+  state: { type: 'string' },
   transport: { type: 'string', default: 'tcp' },
   mode: { type: 'string', default: 'dvpn' },
   'mock-ecash': { type: 'boolean', default: false },
@@ -22,6 +29,12 @@ export const COMMON_OPTIONS = {
 export interface CommonValues {
   entry?: string | undefined;
   exit?: string | undefined;
+  'entry-identity'?: string | undefined;
+  'exit-identity'?: string | undefined;
+  directory?: string | undefined;
+  'directory-key'?: string[] | undefined;
+  'trust-on-first-use': boolean;
+  state?: string | undefined;
   transport: string;
   mode: string;
   'mock-ecash': boolean;
@@ -38,6 +51,28 @@ export interface CommonOptions {
   /** Where the credential comes from, for the summary. */
   credentialNote: string;
   sourceAddress: string | null;
+  trust: TrustOptions;
+}
+
+/** The trust-anchor options (help text shared by run and load). */
+export const TRUST_HELP = `Trust (one is required: a self-signed descriptor alone is never trusted):
+  --entry-identity KEY  the entry's identity key (64 hex, as 'lp-gateway init'
+                        prints it): its descriptor must be signed by it
+  --exit-identity KEY   the same for --exit
+  --directory SRC       a signed directory document (URL or file, from
+                        'lp-gateway directory sign') listing the gateways; their
+                        descriptors must match their records
+  --directory-key KEY   the directory key that must have signed it; repeatable
+  --trust-on-first-use  accept whatever self-signed descriptor the URLs serve
+                        (anyone on the path could pose as the gateway: localnets
+                        and tests only)
+  --state FILE          remember the newest descriptor per gateway and the
+                        highest directory version, and refuse older ones later`;
+
+function identityOption(flag: string, v: string | undefined): string | null {
+  if (v === undefined) return null;
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new UsageError(`${flag} must be an identity key as 64 hex characters, not '${v}'`);
+  return v.toLowerCase();
 }
 
 function gatewayUrl(flag: string, v: string): string {
@@ -78,7 +113,19 @@ export function commonOptions(v: CommonValues, consumeTickets: boolean): CommonO
     credentials = new MockCredentials();
     credentialNote = v['mock-ecash'] ? 'mock (--mock-ecash)' : 'mock (neither --mock-ecash nor --ticket given; only gateways running the mock verifier accept it)';
   }
-  return { entry, exit, transport: v.transport, mode: v.mode, credentials, credentialNote, sourceAddress };
+  const directoryKeys = (v['directory-key'] ?? []).map((k) => identityOption('--directory-key', k) as string);
+  if (v.directory !== undefined && directoryKeys.length === 0) throw new UsageError('--directory needs --directory-key KEY (the key that signed the document)');
+  if (v.directory === undefined && directoryKeys.length > 0) throw new UsageError('--directory-key needs --directory SRC');
+  const trust: TrustOptions = {
+    entryIdentity: identityOption('--entry-identity', v['entry-identity']),
+    exitIdentity: identityOption('--exit-identity', v['exit-identity']),
+    directory: v.directory ?? null,
+    directoryKeys,
+    trustOnFirstUse: v['trust-on-first-use'],
+    stateFile: v.state ?? null,
+  };
+  if (trust.exitIdentity !== null && exit === null) throw new UsageError('--exit-identity needs --exit');
+  return { entry, exit, transport: v.transport, mode: v.mode, credentials, credentialNote, sourceAddress, trust };
 }
 
 /** A decimal number greater than 0 and at most `max`. */

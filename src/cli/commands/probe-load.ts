@@ -3,14 +3,14 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DRAIN_MS, runLoad } from '../../../probe/load.js';
 import { loadSummary, progressLine } from '../../../probe/summary.js';
 import type { Command } from '../command.js';
-import { COMMON_OPTIONS, commonOptions, intOption, positiveOption, printJson, secondsOption } from './probe-common.js';
+import { COMMON_OPTIONS, commonOptions, intOption, positiveOption, printJson, secondsOption, TRUST_HELP } from './probe-common.js';
 
 const MAX_CONCURRENCY = 10_000;
 
 export const probeLoadCommand: Command = {
   path: ['load'],
   summary: 'drive many concurrent handshakes/registrations and report rate, latency and errors',
-  help: `Usage: gateway-probe load --entry URL [--exit URL] [--concurrency N] [--duration S]
+  help: `Usage: gateway-probe load --entry URL [--exit URL] TRUST [--concurrency N] [--duration S]
                           [--rate R] [--register] [options]
 
 Runs attempts from N concurrent workers for S seconds, then waits for the ones in
@@ -23,6 +23,8 @@ While it runs, a progress line on stderr is rewritten once per second when stder
 is a terminal; otherwise plain progress lines are printed only with -v. A summary
 follows at the end. Exit status: 0 when the load ran and every attempt succeeded,
 1 otherwise (setup failure, failed or abandoned attempts), 2 for a usage error.
+
+${TRUST_HELP}
 
 Options:
   --entry URL          HTTP API of the entry gateway (required), e.g.

@@ -4,12 +4,12 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { DEFAULT_EXIT_PING_TARGETS, runProbe } from '../../../probe/run.js';
 import { runSummary } from '../../../probe/summary.js';
 import { type Command, UsageError } from '../command.js';
-import { COMMON_OPTIONS, commonOptions, intOption, printJson, secondsOption } from './probe-common.js';
+import { COMMON_OPTIONS, commonOptions, intOption, printJson, secondsOption, TRUST_HELP } from './probe-common.js';
 
 export const probeRunCommand: Command = {
   path: ['run'],
   summary: 'check a gateway (or an entry→exit pair) once and print a JSON report',
-  help: `Usage: gateway-probe run --entry URL [--exit URL] [options]
+  help: `Usage: gateway-probe run --entry URL [--exit URL] TRUST [options]
 
 Checks an LP gateway end to end and prints one JSON report on stdout; a short
 summary goes to stderr. Exit status: 0 when every requested check passed, 1 when
@@ -39,6 +39,8 @@ code LPC_ERR_SKIPPED):
   cleanup      every dVPN registration the run made is removed again (an
                authenticated Deregister proving the WireGuard private key), so
                a probe leaves no peer behind; a failed removal fails the run
+
+${TRUST_HELP}
 
 Options:
   --entry URL           HTTP API of the entry gateway (required), e.g.
@@ -116,8 +118,9 @@ Report: { "entry": {identity, lp_tcp, lp_udp, http, software_version, roles,
   for steps not run (connect is null for udp).
 
 Examples:
-  gateway-probe run --entry http://127.0.0.1:8080
+  gateway-probe run --entry http://127.0.0.1:8080 --entry-identity <64 hex> --mock-ecash
   gateway-probe run --entry http://10.0.0.1:8080 --exit http://10.0.0.2:8080 \\
+                    --directory https://dir.example/directory.json --directory-key <64 hex> \\
                     --ticket tickets.txt --rekey --transport udp --timeout 20
 `,
   async run(argv) {

@@ -2,6 +2,7 @@
  * The gateway's HTTP API (fastify): health, Prometheus metrics, the signed descriptor and live stats.
  * Bound to loopback by default; operators expose it deliberately.
  */
+import { readFile } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../log.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -13,6 +14,8 @@ export interface ApiSources {
   stats(): Record<string, unknown>;
   /** The operator view of WireGuard peers (GET /v1/wireguard/peers): addresses, handshakes, transfer, grants; never keys. */
   wireguard?: () => unknown;
+  /** A signed directory document file served as is at GET /v1/directory (http.directory_file); '' = none. */
+  directoryFile?: string;
   /** Extra routes (the collector's), registered before listen. */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -42,6 +45,21 @@ export async function buildApi(src: ApiSources, logger: Logger): Promise<Fastify
 
   const wireguard = src.wireguard;
   if (wireguard) app.get('/v1/wireguard/peers', async () => wireguard());
+
+  // Served as the operator signed it (re-read per request, so a new version is served once written).
+  const directoryFile = src.directoryFile ?? '';
+  if (directoryFile !== '') {
+    app.get('/v1/directory', async (_req, reply) => {
+      try {
+        const text = await readFile(directoryFile, 'utf8');
+        reply.header('content-type', 'application/json; charset=utf-8');
+        return text;
+      } catch (e) {
+        logger.error({ err: e, file: directoryFile }, 'http.directory_file cannot be read');
+        return reply.code(503).send({ code: 'LPGW_ERR_DIRECTORY_UNAVAILABLE', message: 'the directory document cannot be read' });
+      }
+    });
+  }
 
   if (src.extraRoutes) await src.extraRoutes(app);
   return app;

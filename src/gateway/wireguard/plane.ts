@@ -10,7 +10,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import { formatIp, type AddressPool } from '../registration/allocator.js';
 import type { RegistrationStore } from '../registration/store.js';
 import type { WgDevice } from './device.js';
-import type { GatewayDescriptor } from '../descriptor.js';
+import type { GatewayRecord } from '../descriptor.js';
 import { type ForwardingPolicy, exitEndpoints, installForwardingPolicy, openDevice, setUpManagedInterface, verifyUnmanagedInterface } from './interface.js';
 import { DevicePeerApplier, NullPeerApplier, type PeerApplier } from './peer-applier.js';
 import { PeerController, type PeerControllerMetrics, type StartReport } from './peer-controller.js';
@@ -117,7 +117,7 @@ export class WireguardPlane {
    * An entry-only gateway with a managed interface and an uplink forwards its clients' tunnel traffic only to
    * its directory's exits' WireGuard endpoints (two hops); called with the directory whenever it changes.
    */
-  async allowExits(gateways: readonly GatewayDescriptor[]): Promise<void> {
+  async allowExits(gateways: readonly GatewayRecord[]): Promise<void> {
     const wg = this.o.config.wireguard;
     if (!wg.manage || wg.uplink === '' || this.o.config.mode !== 'entry') return;
     const exits = gateways.filter((g) => g.roles.includes('exit') && g.wireguard !== null);
