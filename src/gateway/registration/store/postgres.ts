@@ -297,6 +297,10 @@ export class PgStore implements RegistrationStore {
   private async migrate(): Promise<void> {
     const c = await this.pool.connect();
     let failed: Error | undefined;
+    const onError = (e: Error): void => {
+      failed = e;
+    };
+    c.on('error', onError);
     try {
       await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
       try {
@@ -325,6 +329,7 @@ export class PgStore implements RegistrationStore {
       failed = e as Error;
       throw e;
     } finally {
+      c.off('error', onError);
       c.release(failed);
     }
   }
@@ -371,6 +376,11 @@ export class PgStore implements RegistrationStore {
         this.availability.assertAvailable();
         const c = await this.pool.connect();
         let broken: Error | undefined;
+        // a connection that dies while lent out emits 'error' on the client (the pool listens only to idle ones)
+        const onError = (e: Error): void => {
+          broken = e;
+        };
+        c.on('error', onError);
         try {
           await c.query('BEGIN');
           const r = await insideTransaction.run(op, () => fn(new PgTx(c, this.gw)));
@@ -389,6 +399,7 @@ export class PgStore implements RegistrationStore {
           }
           throw e;
         } finally {
+          c.off('error', onError);
           c.release(broken);
         }
       }
