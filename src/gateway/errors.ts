@@ -42,6 +42,8 @@ export const GatewayErrorCode = {
    * `retry_after_ms`. Handshakes and established sessions are unaffected.
    */
   STORE_UNAVAILABLE: 'LPGW_ERR_STORE_UNAVAILABLE',
+  /** Another live gateway process holds this gateway identity on the same PostgreSQL database. */
+  STORE_IDENTITY_IN_USE: 'LPGW_ERR_STORE_IDENTITY_IN_USE',
   ISSUER_KEY: 'LPGW_ERR_ISSUER_KEY',
   TICKET_FILE: 'LPGW_ERR_TICKET_FILE',
   // configuration, keys, descriptors

@@ -170,6 +170,24 @@ describe('PostgreSQL store', { skip: postgresSkipReason() }, () => {
     await assert.rejects(PgStore.open({ url: cluster.url(db), sslmode: 'disable', gatewayId: GW_A }), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_STORE_SCHEMA' && /newer/.test(e.message));
   });
 
+  test('one identity, one process: a second store for a held identity is refused, and opens once the first is closed', async () => {
+    const db = await cluster.createDatabase('ident');
+    const first = await PgStore.open({ url: cluster.url(db), sslmode: 'disable', gatewayId: GW_A });
+    const other = await open(db, GW_B); // another identity on the same database is fine
+    assert.equal(await other.peerCount(), 0);
+    const { logger, lines } = capture();
+    await assert.rejects(PgStore.open({ url: cluster.url(db), sslmode: 'disable', gatewayId: GW_A, identityLockWaitMs: 600, logger }), (e: unknown) => {
+      assert.ok(e instanceof GatewayError);
+      assert.equal(e.code, 'LPGW_ERR_STORE_IDENTITY_IN_USE');
+      assert.match(e.message, /one identity on several hosts is not supported/);
+      return true;
+    });
+    assert.equal(lines.filter((l) => /waiting for it to go/.test(l)).length, 1);
+    await first.close();
+    const second = await open(db, GW_A, {});
+    assert.equal(await second.peerCount(), 0);
+  });
+
   // Last: it stops and restarts the cluster.
   test('database down: LPGW_ERR_STORE_UNAVAILABLE with a retry hint, said once; back: it reconnects by itself and says so once', async () => {
     const db = await cluster.createDatabase('down');
@@ -199,5 +217,19 @@ describe('PostgreSQL store', { skip: postgresSkipReason() }, () => {
     assert.equal(said(/registration store reachable again/), 1);
     assert.deepEqual(states, [true, false, true]);
     assert.ok(lines.every((l) => !l.includes(cluster.password)), 'no log line holds the password');
+    // the identity lock was taken again on the new server
+    const lockDeadline = Date.now() + 10_000;
+    let refused = false;
+    while (!refused && Date.now() < lockDeadline) {
+      refused = await PgStore.open({ url: cluster.url(db), sslmode: 'disable', gatewayId: GW_A, identityLockWaitMs: 0 }).then(
+        async (s) => {
+          await s.close();
+          await new Promise((r) => setTimeout(r, 200));
+          return false;
+        },
+        (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_STORE_IDENTITY_IN_USE',
+      );
+    }
+    assert.ok(refused, 'the identity is held again after the restart');
   });
 });

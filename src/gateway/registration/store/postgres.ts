@@ -56,6 +56,8 @@ const MAX_ATTEMPTS = 5;
 const MIGRATION_LOCK = 0x6c706777_6d6967n;
 /** Usage updates per statement. */
 const USAGE_BATCH = 1000;
+/** How long a starting gateway waits for its identity lock (a crashed predecessor's to be dropped). */
+const IDENTITY_LOCK_WAIT_MS = 30_000;
 
 export interface PgStoreOptions {
   url: string;
@@ -74,6 +76,8 @@ export interface PgStoreOptions {
   probeIntervalMs?: number;
   /** PGPASSWORD / PGPASSFILE source (tests). */
   env?: NodeJS.ProcessEnv;
+  /** How long to wait at open for another process's lock on this identity to go; default 30 s. */
+  identityLockWaitMs?: number;
 }
 
 /** int8 as bigint (pg's default is a string), for this pool only. */
@@ -231,6 +235,12 @@ export class PgStore implements RegistrationStore {
   private readonly availability: StoreAvailability;
   private readonly secret: string | null;
   private readonly logger: Logger | undefined;
+  private readonly clientConfig: pg.ClientConfig;
+  /** The connection holding the identity lock; null while it is being (re)acquired. */
+  private lockClient: pg.Client | null = null;
+  private lockTimer: NodeJS.Timeout | null = null;
+  private lockContested = false;
+  private closing = false;
 
   private constructor(o: PgStoreOptions, target: PgTarget) {
     if (o.gatewayId.length !== 32) throw new TypeError('gateway id must be the 32-byte identity key');
@@ -241,7 +251,7 @@ export class PgStore implements RegistrationStore {
     this.observer = o.observer ?? NOOP_OBSERVER;
     const env = o.env ?? process.env;
     const queryTimeoutMs = o.queryTimeoutMs ?? 5000;
-    this.pool = new pg.Pool({
+    this.clientConfig = {
       host: target.host,
       port: target.port,
       database: target.database,
@@ -251,16 +261,19 @@ export class PgStore implements RegistrationStore {
       password: (async () => resolvePassword(target, env)) as () => Promise<string>,
       ssl: tlsOptions(o.sslmode, o.caFile ?? ''),
       application_name: target.applicationName,
+      connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      types: TYPES,
+    };
+    this.pool = new pg.Pool({
+      ...this.clientConfig,
       max: o.poolMax ?? 10,
       idleTimeoutMillis: 30_000,
-      connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
       statement_timeout: queryTimeoutMs,
       query_timeout: queryTimeoutMs + 1000,
       // a transaction left open by a lost client is ended by the server
       idle_in_transaction_session_timeout: Math.max(10_000, queryTimeoutMs * 2),
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-      types: TYPES,
     });
     // An idle connection that breaks (server restart, failover) is dropped by the pool; the next transaction
     // connects afresh. Without a listener the error would end the process.
@@ -281,13 +294,95 @@ export class PgStore implements RegistrationStore {
     const store = new PgStore(o, parsePostgresUrl(o.url));
     try {
       await store.migrate();
+      await store.lockIdentity(o.identityLockWaitMs ?? IDENTITY_LOCK_WAIT_MS);
     } catch (e) {
+      store.closing = true;
+      await store.releaseIdentity();
       await store.pool.end().catch(() => undefined);
       store.availability.close();
       if (e instanceof GatewayError) throw e;
       throw new GatewayError(GatewayErrorCode.STORE_UNAVAILABLE, `cannot open the registration store at ${store.location}: ${store.redact((e as Error).message)}`);
     }
     return store;
+  }
+
+  /** The identity's advisory lock key: its first 8 bytes (a collision between two identities is 2^-64). */
+  private get lockKey(): bigint {
+    return this.gw.readBigInt64BE(0);
+  }
+
+  /** Takes the identity lock, waiting up to `waitMs` for another holder to go; throws LPGW_ERR_STORE_IDENTITY_IN_USE. */
+  private async lockIdentity(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    for (;;) {
+      if (await this.tryLockIdentity()) return;
+      if (Date.now() >= deadline) {
+        gwFail(
+          GatewayErrorCode.STORE_IDENTITY_IN_USE,
+          `another gateway process holds identity ${this.gw.toString('hex').slice(0, 16)}… on ${this.location}: one identity on several hosts is not supported (DESIGN.md §10.10); a crashed holder's lock goes within ~30 s`,
+        );
+      }
+      if (!said) this.logger?.warn({ store: this.location, waitSec: Math.round(waitMs / 1000) }, 'another process holds this gateway identity on the database; waiting for it to go');
+      said = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** One attempt: connect the lock connection if needed, then pg_try_advisory_lock. */
+  private async tryLockIdentity(): Promise<boolean> {
+    if (!this.lockClient) {
+      const c = new pg.Client(this.clientConfig);
+      c.on('error', () => undefined); // 'end' below handles the loss
+      await c.connect();
+      // a dead holder must not keep the identity for the kernel's 2 hours of keepalive idleness
+      await c.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
+      c.on('end', () => this.identityLockLost(c));
+      this.lockClient = c;
+    }
+    const r = await this.lockClient.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [this.lockKey]);
+    return r.rows[0]?.ok === true;
+  }
+
+  /** The lock's connection ended (database restart, failover): take the lock again in the background. */
+  private identityLockLost(c: pg.Client): void {
+    if (this.lockClient !== c || this.closing) return;
+    this.lockClient = null;
+    const retry = (): void => {
+      this.lockTimer = setTimeout(() => {
+        this.lockTimer = null;
+        if (this.closing) return;
+        this.tryLockIdentity().then(
+          (ok) => {
+            if (ok) {
+              if (this.lockContested) this.logger?.info({ store: this.location }, 'the gateway identity lock is ours again');
+              this.lockContested = false;
+              return;
+            }
+            if (!this.lockContested) this.logger?.error({ store: this.location }, 'another gateway process took this gateway identity on the database while it was unreachable; one identity on several hosts corrupts usage accounting (DESIGN.md §10.10)');
+            this.lockContested = true;
+            retry();
+          },
+          () => {
+            const lost = this.lockClient;
+            this.lockClient = null;
+            void lost?.end().catch(() => undefined);
+            retry();
+          },
+        );
+      }, this.availability.retryAfterMs);
+      this.lockTimer.unref();
+    };
+    retry();
+  }
+
+  private async releaseIdentity(): Promise<void> {
+    if (this.lockTimer) clearTimeout(this.lockTimer);
+    this.lockTimer = null;
+    const c = this.lockClient;
+    this.lockClient = null;
+    // ending the session releases its advisory locks
+    await c?.end().catch(() => undefined);
   }
 
   private redact(text: string): string {
@@ -516,7 +611,9 @@ export class PgStore implements RegistrationStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.availability.close();
+    await this.releaseIdentity();
     await this.pool.end();
   }
 }
