@@ -257,7 +257,13 @@ export class RegistrationService {
     const ok = equalBytes(expected, request.proof);
     this.prims.zeroize(expected);
     if (!ok) gwFail(GatewayErrorCode.DEREGISTER_PROOF, 'the deregistration proof does not verify');
-    const removed = await this.store.transaction('deregister', (tx) => tx.deletePeer(request.wgPublicKey));
+    let removed: boolean;
+    try {
+      removed = await this.store.transaction('deregister', (tx) => tx.deletePeer(request.wgPublicKey));
+    } catch (e) {
+      if (!(e instanceof GatewayError) || e.code === GatewayErrorCode.INTERNAL) this.logger?.error({ err: e, remote: ctx.remote }, 'deregistration failed with an internal error');
+      throw e;
+    }
     if (!removed) gwFail(GatewayErrorCode.PEER_UNKNOWN, 'no WireGuard peer is registered with this key');
     this.onDeregistered?.();
     this.logger?.debug({ wgPublicKey: toHex(request.wgPublicKey), remote: ctx.remote }, 'dVPN peer deregistered');
