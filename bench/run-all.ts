@@ -8,7 +8,8 @@
  * shortens every phase (for a smoke run).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
@@ -23,10 +24,12 @@ import { down as localnetDown, up as localnetUp } from '../scripts/localnet/loca
 import { NODES, httpUrl as localnetHttp } from '../scripts/localnet/topology.js';
 import { peerPlaneFigures, type PeerPlaneFigures } from './lib/wireguard-peers.js';
 import { formatWireguardClientBench, runWireguardClientBench } from './wireguard-client.bench.js';
+import { clientFigures } from './lib/pg-clients.js';
+import { findPostgres, startCluster } from '../test/helpers/pg-cluster.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard,wgclient runs a subset (writes a partial report). */
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard,wgclient,store runs a subset (writes a partial report). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
@@ -523,6 +526,80 @@ The TS client is what \`gateway-probe\` runs unprivileged (src/client/wireguard,
 anchor is a wireguard-go client interface on the same machine in the same run. A probe needs one handshake and a
 few echoes per run, so these rates are far beyond what it asks.`);
     } else add('## WireGuard client\n\nNot measured: needs root and wireguard-go.');
+  }
+
+  // ---- 10. registration store: SQLite vs PostgreSQL, one and two gateways -----------------------------------
+  if (want('store')) {
+    if ('missing' in findPostgres()) add('## Registration store\n\nNot measured: PostgreSQL is not installed (apt-get install postgresql).');
+    else {
+      const dir = mkdtempSync(join(os.tmpdir(), 'lpgw-bench-store-'));
+      // fsync on, default settings: the figures include PostgreSQL's WAL flush per commit, as in production
+      const cluster = await startCluster({ fsync: true });
+      try {
+        const seed = Buffer.from(Array.from({ length: 32 }, (_, i) => i + 1));
+        const seedFile = join(dir, 'issuer.seed');
+        writeFileSync(seedFile, seed.toString('hex'), { mode: 0o600 });
+        const { issuerKeyFromSeed } = await import('../src/gateway/registration/tickets.js');
+        const { defaultSuite } = await import('../src/core/index.js');
+        const issuerHex = Buffer.from(issuerKeyFromSeed(new Uint8Array(seed), defaultSuite.prims).publicKey).toString('hex');
+        const found = findPostgres();
+        const pgVersion = 'bindir' in found ? (/\) (\d+\.\d+)/.exec(execFileSync(join(found.bindir, 'postgres'), ['--version'], { encoding: 'utf8' }))?.[1] ?? '') : '';
+        const SESSIONS = 16;
+        const rows: string[] = [];
+        for (const backend of ['sqlite', 'postgres'] as const) {
+          for (const count of [1, 2]) {
+            log(`registration store: ${backend}, ${count} gateway(s)`);
+            const env: NodeJS.ProcessEnv = { ...LOAD_ENV, LPGW_REGISTRATION_CREDENTIAL_VERIFIER: 'ticket', LPGW_REGISTRATION_TICKET_ISSUERS: issuerHex };
+            if (backend === 'postgres') {
+              const db = await cluster.createDatabase('bench');
+              const passfile = join(dir, `pgpass-${db}`);
+              writeFileSync(passfile, `127.0.0.1:${cluster.port}:${db}:lpgw:${cluster.password}\n`, { mode: 0o600 });
+              Object.assign(env, { LPGW_REGISTRATION_STORE: 'postgres', LPGW_REGISTRATION_POSTGRES_URL: cluster.urlWithoutPassword(db), LPGW_REGISTRATION_POSTGRES_SSLMODE: 'disable', PGPASSFILE: passfile });
+            }
+            const gws = await Promise.all(Array.from({ length: count }, () => startGatewayProcess([], { env })));
+            const load = (seconds: number): Promise<Record<string, unknown>> =>
+              runJson(process.execPath, ['--import', 'tsx', 'bench/clients/register-load.ts', seedFile, String(seconds), String(SESSIONS / count), ...gws.map((g) => g.http)], (seconds + 60) * 1000);
+            await load(2); // warm: JIT, prepared statements, pool
+            const c0 = gws.reduce((a, g) => a + procCpu(g.proc.pid as number), 0);
+            const m0 = machineBusy();
+            const r = (await load(PHASE_S)) as { registrations: number; perSec: number; p50Ms: number; p99Ms: number; refused: Record<string, number>; errors: number };
+            const gwCpu = gws.reduce((a, g) => a + procCpu(g.proc.pid as number), 0) - c0;
+            const machine = machineBusy() - m0;
+            for (const g of gws) await g.stop();
+            const refused = Object.values(r.refused).reduce((a, b) => a + b, 0) + r.errors;
+            rows.push(
+              `| ${backend === 'sqlite' ? (count === 1 ? 'SQLite' : 'SQLite, a file each (no shared ledger)') : 'PostgreSQL, one database'} | ${count} | ${fmt(r.perSec)} | ${fmt(r.p50Ms, 1)} ms | ${fmt(r.p99Ms, 1)} ms | ${fmt((gwCpu * 1e6) / r.registrations)} µs | ${fmt((machine * 1e6) / r.registrations)} µs | ${refused} |`,
+            );
+          }
+        }
+        log('PostgreSQL client libraries');
+        const libs = await clientFigures({ rounds: QUICK ? 1 : 3, sequential: QUICK ? 300 : 1000, concurrent: QUICK ? 1000 : 4000 });
+        const libRows = libs.map((l) => `| ${l.library} ${l.version} | ${fmt(l.sequential.p50Ms, 2)} / ${fmt(l.sequential.p99Ms, 2)} ms | ${fmt(l.concurrent.perSec)} | ${fmt(l.concurrent.p50Ms, 1)} / ${fmt(l.concurrent.p99Ms, 1)} ms | ${fmt(l.cpuUsPerTx)} µs |`);
+        add(`## Registration store: SQLite vs PostgreSQL (real gateway processes, loopback, ${SESSIONS} sessions registering back to back)
+
+Every registration is a dVPN registration with a fresh signed ticket (a serial spent) and a fresh WireGuard key
+(two addresses allocated, the peer and its grant stored), request → response over an established session;
+PostgreSQL ${pgVersion} on this machine with fsync on (each commit waits for its WAL flush), the
+gateways' pools at their default (10). Everything — gateways, PostgreSQL and the load generator — shares the
+machine's ${os.cpus().length} cores, so two gateways cannot add capacity here; the two-gateway rows show what sharing one
+ledger costs, not a fleet's throughput.
+
+| store | gateways | registrations/s | p50 | p99 | gateway CPU per registration | machine CPU per registration | refused |
+|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+The PostgreSQL client library (bench/lib/pg-clients.ts): a registration-shaped transaction (BEGIN, serial
+INSERT … ON CONFLICT DO NOTHING, peer SELECT … FOR UPDATE, two allocation INSERTs, peer INSERT, grant INSERT …
+RETURNING, COMMIT) on a pool of 10, sequentially and 16 at a time; medians of ${QUICK ? 1 : 3} alternating rounds.
+
+| library | sequential p50 / p99 | concurrent tx/s | concurrent p50 / p99 | client CPU per tx |
+|---|---|---|---|---|
+${libRows.join('\n')}${libs.length < 2 ? '\n| postgres (postgres.js) | not installed here (`npm i --no-save postgres` to include it) | | | |' : ''}`);
+      } finally {
+        cluster.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   }
 
   // ---- write -----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { defaultSuite } from '../../src/core/index.js';
 import { AddressAllocator } from '../../src/gateway/registration/allocator.js';
-import { RegistrationStore } from '../../src/gateway/registration/store.js';
+import { SqliteStore } from '../../src/gateway/registration/store.js';
 import { statCpuSeconds } from '../../src/gateway/thread-cpu.js';
 import { DevicePeerApplier } from '../../src/gateway/wireguard/peer-applier.js';
 import { PeerController } from '../../src/gateway/wireguard/peer-controller.js';
@@ -59,14 +59,14 @@ export async function peerPlaneFigures(peers: number, control: 'uapi' | 'wg'): P
   try {
     execFileSync('ip', ['netns', 'exec', ns, 'wireguard-go', iface], { stdio: 'ignore' });
     const pid = Number(execFileSync('pgrep', ['-n', '-f', `wireguard-go ${iface}$`], { encoding: 'utf8' }).trim());
-    const store = RegistrationStore.open(dir);
+    const store = SqliteStore.open(dir);
     const alloc = new AddressAllocator();
     const prims = defaultSuite.prims;
-    store.transaction(() => {
+    await store.transaction('bench_insert', async (tx) => {
       for (let i = 0; i < peers; i++) {
         const key = prims.x25519FromSecret(prims.randomBytes(32)).publicKey;
-        const { ipv4, ipv6 } = alloc.allocate(store, key, 1);
-        store.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: prims.randomBytes(32), grantedBytes: 1n << 40n, expiresAt: 2 ** 40, nowSec: 1 });
+        const { ipv4, ipv6 } = await alloc.allocate(tx, key, 1);
+        await tx.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: prims.randomBytes(32), grantedBytes: 1n << 40n, expiresAt: 2 ** 40, nowSec: 1 });
       }
     });
     const device = control === 'uapi' ? new UapiDevice(iface) : new WgToolDevice(iface, { privateDir: join(dir, 'run') });
@@ -77,7 +77,7 @@ export async function peerPlaneFigures(peers: number, control: 'uapi' | 'wg'): P
     if (state.peers.length !== peers) throw new Error(`the device holds ${state.peers.length} peers, expected ${peers}`);
     await controller.poll(); // warm
     const poll = await measure(pid, () => controller.poll());
-    store.close();
+    await store.close();
     return { peers, control, reapply, poll };
   } finally {
     try {

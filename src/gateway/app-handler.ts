@@ -44,9 +44,11 @@ export class GatewayAppHandler implements AppHandler {
         try {
           await this.registrar.deregister(msg.request, { remote: `${ctx.src.address}:${ctx.src.port}` });
         } catch (e) {
-          const code = e instanceof GatewayError ? e.code : GatewayErrorCode.INTERNAL;
+          // an internal store error's details stay in the log (they name the database)
+          const known = e instanceof GatewayError && e.code !== GatewayErrorCode.INTERNAL;
+          const code = known ? e.code : GatewayErrorCode.INTERNAL;
           this.metrics.error(code);
-          return errorMessage(code, e instanceof GatewayError ? e.message : 'internal error while deregistering');
+          return errorMessage(code, known ? e.message : 'internal error while deregistering', known ? e.retryAfterMs : null);
         }
         return { kind: 'deregistered', wgPublicKey: msg.request.wgPublicKey };
       }

@@ -19,6 +19,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { DEFAULT_CONFIG, type GatewayConfig, type GatewayMode } from './config.js';
 import { GatewayError, GatewayErrorCode } from './errors.js';
 import { AddressPool } from './registration/allocator.js';
+import { PG_SSL_MODES, parsePostgresUrl } from './registration/store/postgres-target.js';
 import { IFACE_NAME_RE } from './wireguard/device.js';
 import { isHostname, parseHostPort } from '../net/address.js';
 
@@ -195,6 +196,19 @@ const RULES: Readonly<Record<string, Rule>> = {
   'registration.ipv4Pool': pool(4),
   'registration.ipv6Pool': pool(6),
   'registration.mockValiditySec': positiveInt,
+  'registration.store': oneOf(['sqlite', 'postgres']),
+  // never quotes the value: the URL may hold the password
+  'registration.postgresUrl': (v) => {
+    if (v === '') return v;
+    try {
+      parsePostgresUrl(v as string);
+    } catch (e) {
+      problem((e as Error).message.replace(/^registration\.postgres_url: /, ''));
+    }
+    return v;
+  },
+  'registration.postgresSslmode': oneOf(PG_SSL_MODES),
+  'registration.postgresPoolMax': intRange(1, 1000),
   'wireguard.interface': ifaceArgOrEmpty,
   'wireguard.endpoint': hostPortOrEmpty,
   'wireguard.listenPort': intRange(1, 65535),
@@ -570,6 +584,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): GatewayConfig {
   const from = (id: string): string => origin.get(id) ?? 'defaults';
   if (cfg.forward.backoffMaxMs < cfg.forward.backoffBaseMs) {
     errors.push(`forward.backoff_max_ms: ${cfg.forward.backoffMaxMs} is below forward.backoff_base_ms ${cfg.forward.backoffBaseMs} (from ${from('forward.backoffMaxMs')}; base from ${from('forward.backoffBaseMs')})`);
+  }
+  if (cfg.registration.store === 'postgres' && cfg.registration.postgresUrl === '') {
+    errors.push(`registration.store: "postgres" needs registration.postgres_url (or LPGW_REGISTRATION_POSTGRES_URL) (from ${from('registration.store')})`);
   }
   if (cfg.wireguard.manage && cfg.wireguard.interface === '') {
     errors.push(`wireguard.manage: true needs wireguard.interface (the name of the interface to create) (from ${from('wireguard.manage')})`);

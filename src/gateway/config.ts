@@ -6,11 +6,12 @@
 
 export type GatewayMode = 'entry' | 'exit' | 'both';
 export type CredentialVerifierKind = 'mock' | 'ticket';
+export type RegistrationStoreKind = 'sqlite' | 'postgres';
 
 export interface GatewayConfig {
   /** entry: accepts clients and forwards; exit: accepts clients and forwarded packets; both. */
   mode: GatewayMode;
-  /** Keys (0600) and the SQLite database live here; created on first run. */
+  /** Keys (0600) and the SQLite database (registration.store = "sqlite") live here; created on first run. */
   dataDir: string;
   lp: {
     /** LP TCP listener, HOST:PORT; port 0 picks a free port. */
@@ -98,6 +99,20 @@ export interface GatewayConfig {
     mockBandwidthBytes: number;
     /** How long a mock grant lasts, seconds. */
     mockValiditySec: number;
+    /** Where registrations, allocations, grants and spent serials live: sqlite (data_dir) or postgres (shared by a fleet). */
+    store: RegistrationStoreKind;
+    /** postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; the password may instead come from PGPASSWORD or PGPASSFILE. */
+    postgresUrl: string;
+    /** TLS to PostgreSQL: disable, require (encrypted, unverified) or verify-full (CA and host name checked). */
+    postgresSslmode: string;
+    /** PEM CA bundle for verify-full; empty = the system's CAs. */
+    postgresCaFile: string;
+    /** Connections in the pool at most. */
+    postgresPoolMax: number;
+    /** Bound on connecting, and on waiting for a free pooled connection, ms. */
+    postgresConnectTimeoutMs: number;
+    /** Bound on one statement, ms. */
+    postgresQueryTimeoutMs: number;
   };
   wireguard: {
     /** WireGuard interface registered peers are applied to; empty = keep the registry only. */
@@ -179,6 +194,13 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     timestampToleranceSec: 30,
     mockBandwidthBytes: 1_073_741_824,
     mockValiditySec: 2_592_000,
+    store: 'sqlite',
+    postgresUrl: '',
+    postgresSslmode: 'verify-full',
+    postgresCaFile: '',
+    postgresPoolMax: 10,
+    postgresConnectTimeoutMs: 3000,
+    postgresQueryTimeoutMs: 5000,
   },
   wireguard: {
     interface: '',

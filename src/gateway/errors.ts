@@ -37,6 +37,13 @@ export const GatewayErrorCode = {
   TICKET_WRONG_TYPE: 'LPGW_ERR_TICKET_WRONG_TYPE',
   // storage and operator files
   STORE_SCHEMA: 'LPGW_ERR_STORE_SCHEMA',
+  /**
+   * The registration store (PostgreSQL) cannot be reached or is failing over: retryable, the error carries
+   * `retry_after_ms`. Handshakes and established sessions are unaffected.
+   */
+  STORE_UNAVAILABLE: 'LPGW_ERR_STORE_UNAVAILABLE',
+  /** Another live gateway process holds this gateway identity on the same PostgreSQL database. */
+  STORE_IDENTITY_IN_USE: 'LPGW_ERR_STORE_IDENTITY_IN_USE',
   ISSUER_KEY: 'LPGW_ERR_ISSUER_KEY',
   TICKET_FILE: 'LPGW_ERR_TICKET_FILE',
   // configuration, keys, descriptors
@@ -78,6 +85,8 @@ export class GatewayError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Set on retryable errors: the client may try again after this many milliseconds (`ErrorBody.retry_after_ms`). */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = 'GatewayError';

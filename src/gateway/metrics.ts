@@ -3,6 +3,7 @@
  * Names follow Prometheus conventions: `lp_` prefix, `_total` counters, base units (bytes, seconds).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreHealth, StoreObserver } from './registration/store/types.js';
 import { threadCpuSeconds } from './thread-cpu.js';
 
 export type Transport = 'tcp' | 'udp';
@@ -94,6 +95,54 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   readonly wgReapplied = new Counter({ name: 'lp_wg_peers_reapplied_total', help: 'Registered peers found missing from the device and applied again', registers: [this.registry] });
+
+  readonly storeUp = new Gauge({ name: 'lp_store_up', help: 'Whether the registration store answers (1) or is unavailable (0; registrations are refused, retryable)', registers: [this.registry] });
+  readonly storeDuration = new Histogram({
+    name: 'lp_store_transaction_duration_seconds',
+    help: 'Registration store transactions and statements by operation, including the wait for a pooled connection and the commit',
+    labelNames: ['op'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({
+    name: 'lp_store_errors_total',
+    help: 'Registration store failures by operation and kind: unavailable (unreachable, failing over or pool exhausted; retryable) or error',
+    labelNames: ['op', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly storeRetries = new Counter({
+    name: 'lp_store_retries_total',
+    help: 'Transactions run again after losing a race (PostgreSQL: unique violation, serialization failure, deadlock), by SQLSTATE',
+    labelNames: ['op', 'sqlstate'] as const,
+    registers: [this.registry],
+  });
+  /** The store's health (set by the node), read at every scrape for the pool gauge. */
+  storeHealth: (() => StoreHealth) | null = null;
+  readonly storePool: Gauge = new Gauge({
+    name: 'lp_store_pool_connections',
+    help: 'PostgreSQL pool connections: total open, idle, and registrations waiting for one',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const pool = this.storeHealth?.().pool;
+      if (!pool) return;
+      this.storePool.set({ state: 'total' }, pool.total);
+      this.storePool.set({ state: 'idle' }, pool.idle);
+      this.storePool.set({ state: 'waiting' }, pool.waiting);
+    },
+  });
+
+  /** The store's metric hooks. */
+  storeObserver(): StoreObserver {
+    return {
+      transaction: (op, seconds, outcome) => {
+        this.storeDuration.observe({ op }, seconds);
+        if (outcome !== 'ok') this.storeErrors.inc({ op, kind: outcome });
+      },
+      retried: (op, sqlstate) => this.storeRetries.inc({ op, sqlstate }),
+      state: (available) => this.storeUp.set(available ? 1 : 0),
+    };
+  }
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lp_' });

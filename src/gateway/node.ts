@@ -24,7 +24,7 @@ import { GatewayMetrics } from './metrics.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { AddressAllocator, parseIp } from './registration/allocator.js';
 import { RegistrationService } from './registration/service.js';
-import { RegistrationStore } from './registration/store.js';
+import { openRegistrationStore } from './registration/store/index.js';
 import { scheduleSerialPruning } from './registration/serial-pruning.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
 import { WireguardPlane } from './wireguard/plane.js';
@@ -72,14 +72,16 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const { keys, wireguard, created } = loadOrCreateKeys(config.dataDir, suite, logger);
   logger.info({ dataDir: config.dataDir, created, identity: Buffer.from(keys.ed25519.publicKey).toString('hex') }, created ? 'generated new gateway keys' : 'loaded gateway keys');
 
-  // Registration: SQLite store, verifier, WireGuard applier.
-  const store = RegistrationStore.open(config.dataDir, { logger });
+  // Registration: the store (SQLite in the data directory, or the fleet's PostgreSQL), verifier, WireGuard applier.
+  const store = await openRegistrationStore(config, { gatewayId: keys.ed25519.publicKey, logger: logger.child({ component: 'store' }), observer: metrics.storeObserver() });
+  metrics.storeHealth = () => store.health();
+  logger.info({ backend: store.backend, store: store.location, schema: await store.schemaVersion().catch(() => null) }, 'registration store open');
   let verifier: CredentialVerifier;
   if (config.registration.credentialVerifier === 'mock') {
     verifier = new MockVerifier({ bandwidthBytes: BigInt(config.registration.mockBandwidthBytes), validitySec: config.registration.mockValiditySec });
     logger.warn('credential verifier is MOCK: any well-formed credential is accepted (tests and localnets only)');
   } else {
-    verifier = new TicketVerifier({ issuers: config.registration.ticketIssuers.map((h) => fromHex(h)), ledger: store });
+    verifier = new TicketVerifier({ issuers: config.registration.ticketIssuers.map((h) => fromHex(h)) });
     if (config.registration.ticketIssuers.length === 0) logger.warn('no ticket issuers configured: every registration will be refused (set registration.ticket_issuers, or --mock-ecash for tests)');
   }
   const allocator = new AddressAllocator({
@@ -94,7 +96,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     plane = await WireguardPlane.open({ config, keys: wireguard, store, pools: { ipv4: allocator.ipv4, ipv6: allocator.ipv6 }, metrics, logger: logger.child({ component: 'wireguard' }) });
     await plane.start();
   } catch (e) {
-    store.close();
+    await store.close();
     throw e;
   }
 
@@ -193,7 +195,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     metrics.tableSize.set({ table: 'demoted' }, t.demoted);
   }, 1000);
   sweep.unref();
-  const stopPruning = scheduleSerialPruning(store, logger.child({ component: 'registration' }), (n) => metrics.serialsPruned.inc(n));
+  const pruning = scheduleSerialPruning(store, logger.child({ component: 'registration' }), (n) => metrics.serialsPruned.inc(n));
 
   const stats = (): Record<string, unknown> => {
     const t = tableTotals();
@@ -238,6 +240,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       stats,
       wireguard: () => plane.view(),
       directoryFile: config.http.directoryFile,
+      store: () => store.health(),
       extraRoutes: async (app) => {
         stream = registerCollectorRoutes(app, collector);
         await opts.extraRoutes?.(app);
@@ -265,7 +268,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         const graceMs = config.shutdownGraceSec * 1000;
         logger.info({ graceSec: config.shutdownGraceSec }, 'shutting down: no new connections, finishing in-flight requests');
         clearInterval(sweep);
-        stopPruning();
+        await pruning.stop();
         directory?.stop();
         await Promise.all([tcp.close(graceMs), udp?.close(graceMs)]);
         // A final window is written before the links go.
@@ -275,7 +278,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         forwarder?.close();
         for (const s of shards) s.close();
         await plane.stop();
-        store.close();
+        await store.close();
         logger.info('gateway stopped');
       })();
       return stopping;

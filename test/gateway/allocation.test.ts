@@ -12,14 +12,14 @@ import { GatewayError } from '../../src/gateway/errors.js';
 class MemoryTable implements AllocationTable {
   readonly taken = new Map<string, Set<number>>();
   readonly addresses = new Set<string>();
-  offsetTaken(pool: string, offset: number): boolean {
-    return this.taken.get(pool)?.has(offset) ?? false;
-  }
-  allocatedOffsets(pool: string): Iterable<number> {
+  async allocatedOffsets(pool: string): Promise<readonly number[]> {
     return [...(this.taken.get(pool) ?? [])].sort((a, b) => a - b);
   }
-  addressTaken(family: IpFamily, address: Uint8Array): boolean {
-    return this.addresses.has(`${family}/${formatIp(address)}`);
+  /** Both unique keys of the store: (pool, offset) and (family, address). */
+  async tryInsertAllocation(a: { family: IpFamily; pool: string; offset: number; address: Uint8Array }): Promise<boolean> {
+    if ((this.taken.get(a.pool)?.has(a.offset) ?? false) || this.addresses.has(`${a.family}/${formatIp(a.address)}`)) return false;
+    this.insertAllocation(a);
+    return true;
   }
   insertAllocation(a: { family: IpFamily; pool: string; offset: number; address: Uint8Array }): void {
     const set = this.taken.get(a.pool) ?? new Set<number>();
@@ -44,14 +44,14 @@ function chiSquare(counts: Map<string, number>, n: number): number {
 }
 
 describe('random allocation', () => {
-  test('uniform over the free addresses (rejection path), never the gateway address or a taken one', () => {
+  test('uniform over the free addresses (rejection path), never the gateway address or a taken one', async () => {
     const alloc = new AddressAllocator({ ipv4Pool: '10.9.0.0/28', ipv6Pool: 'fd00:9::/124' }); // IPv4 hosts .1–.14, .1 = gateway
     const table = new MemoryTable();
     for (const o of [3, 7, 8]) table.insertAllocation({ family: 4, pool: alloc.ipv4.cidr, offset: o, address: alloc.ipv4.addressAt(o) });
     const counts = new Map<string, number>();
     const n = 5000;
     for (let i = 0; i < n; i++) {
-      const { ipv4, ipv6 } = alloc.allocate(table, owner, 0);
+      const { ipv4, ipv6 } = await alloc.allocate(table, owner, 0);
       const k = formatIp(ipv4);
       counts.set(k, (counts.get(k) ?? 0) + 1);
       table.release(alloc.ipv4.cidr, ipv4[3] ?? 0, 4, ipv4);
@@ -63,7 +63,7 @@ describe('random allocation', () => {
     assert.ok(chiSquare(counts, n) < 33.72, `uniform: χ² = ${chiSquare(counts, n).toFixed(1)} ${JSON.stringify([...counts])}`);
   });
 
-  test('a nearly full pool falls back to a uniform k-th free walk', () => {
+  test('a nearly full pool falls back to a uniform k-th free walk', async () => {
     let draws = 0;
     let fallbacks = 0;
     const counting = new AddressAllocator({
@@ -81,7 +81,7 @@ describe('random allocation', () => {
     const counts = new Map<string, number>();
     const n = 3000;
     for (let i = 0; i < n; i++) {
-      const { ipv4, ipv6 } = counting.allocate(table, owner, 0);
+      const { ipv4, ipv6 } = await counting.allocate(table, owner, 0);
       const k = formatIp(ipv4);
       counts.set(k, (counts.get(k) ?? 0) + 1);
       table.release(counting.ipv4.cidr, ipv4[3] ?? 0, 4, ipv4);
@@ -92,23 +92,23 @@ describe('random allocation', () => {
     assert.ok(chiSquare(counts, n) < 18.42, `uniform: χ² = ${chiSquare(counts, n).toFixed(1)} ${JSON.stringify([...counts])}`); // 2 df, 0.01 %
   });
 
-  test('a configured gateway address is excluded instead of the first host', () => {
+  test('a configured gateway address is excluded instead of the first host', async () => {
     const alloc = new AddressAllocator({ ipv4Pool: '10.9.0.0/29', ipv6Pool: 'fd00:9::/125', gatewayIpv4: '10.9.0.4', gatewayIpv6: 'fd00:9::7', randomBelow: () => 0 });
     const table = new MemoryTable();
     const got: string[] = [];
-    for (let i = 0; i < 5; i++) got.push(formatIp(alloc.allocate(table, owner, 0).ipv4));
+    for (let i = 0; i < 5; i++) got.push(formatIp((await alloc.allocate(table, owner, 0)).ipv4));
     assert.deepEqual(got, ['10.9.0.1', '10.9.0.2', '10.9.0.3', '10.9.0.5', '10.9.0.6']);
-    assert.throws(() => alloc.allocate(table, owner, 0), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_POOL_EXHAUSTED');
+    await assert.rejects(alloc.allocate(table, owner, 0), (e: unknown) => e instanceof GatewayError && e.code === 'LPGW_ERR_POOL_EXHAUSTED');
   });
 
-  test('addresses held by an older, overlapping pool configuration are skipped', () => {
+  test('addresses held by an older, overlapping pool configuration are skipped', async () => {
     const alloc = new AddressAllocator({ ipv4Pool: '10.9.0.0/29', ipv6Pool: 'fd00:9::/125' });
     const table = new MemoryTable();
     // an allocation made under another pool's name holds 10.9.0.2–.5
     for (const o of [2, 3, 4, 5]) table.addresses.add(`4/10.9.0.${o}`);
     const got = new Set<string>();
     for (let i = 0; i < 40; i++) {
-      const { ipv4, ipv6 } = alloc.allocate(table, owner, 0);
+      const { ipv4, ipv6 } = await alloc.allocate(table, owner, 0);
       got.add(formatIp(ipv4));
       table.release(alloc.ipv4.cidr, ipv4[3] ?? 0, 4, ipv4);
       table.release(alloc.ipv6.cidr, ipv6[15] ?? 0, 6, ipv6);

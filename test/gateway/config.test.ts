@@ -218,6 +218,27 @@ describe('flags', () => {
 });
 
 describe('validation', () => {
+  test('registration store: postgres needs a URL; a bad URL is named without quoting it (it may hold the password)', () => {
+    const c = load({ env: { LPGW_REGISTRATION_STORE: 'postgres', LPGW_REGISTRATION_POSTGRES_URL: 'postgres://gw:s3cret@db.example:5433/lpgw', LPGW_REGISTRATION_POSTGRES_SSLMODE: 'require' } });
+    assert.deepEqual([c.registration.store, c.registration.postgresUrl, c.registration.postgresSslmode], ['postgres', 'postgres://gw:s3cret@db.example:5433/lpgw', 'require']);
+    rejects(() => load({ env: { LPGW_REGISTRATION_STORE: 'postgres' } }), 'registration.store: "postgres" needs registration.postgres_url', '(from LPGW_REGISTRATION_STORE)');
+    rejects(() => load({ env: { LPGW_REGISTRATION_STORE: 'mysql' } }), 'registration.store: expected one of sqlite, postgres');
+    for (const [url, why] of [
+      ['mysql://gw:s3cret@db/lpgw', 'scheme'],
+      ['postgres://gw:s3cret@db.example', 'no database'],
+      ['postgres://:s3cret@db.example/lpgw', 'no user'],
+      ['postgres://gw:s3cret@db.example/lpgw?sslmode=disable', 'registration.postgres_sslmode'],
+      ['postgres://gw:s3cret@db.example/lpgw?connect_timeout=3', 'unsupported URL parameter'],
+    ] as const) {
+      assert.throws(
+        () => load({ env: { LPGW_REGISTRATION_POSTGRES_URL: url } }),
+        (e: unknown) => e instanceof GatewayError && e.message.includes('registration.postgres_url:') && e.message.includes(why) && !e.message.includes('s3cret'),
+        url,
+      );
+    }
+    rejects(() => load({ env: { LPGW_REGISTRATION_POSTGRES_SSLMODE: 'prefer' } }), 'registration.postgres_sslmode: expected one of disable, require, verify-full');
+  });
+
   test('unknown keys: TOML key, TOML section, LPGW_ variable, override', () => {
     rejects(() => load({ configFile: tomlFile('[lp]\ntcpp = "1.2.3.4:5"\n') }), 'lp.tcpp: unknown key', "did you mean 'lp.tcp'", '.toml)');
     rejects(() => load({ configFile: tomlFile('[lp]\ntimestampToleranceSec = 3\n') }), "did you mean 'lp.timestamp_tolerance_sec'");

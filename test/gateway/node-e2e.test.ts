@@ -38,7 +38,9 @@ describe('gateway node: descriptor, handshake and registration over real sockets
   test('/health answers 200 and /v1/gateway is signed by the identity key on disk', async () => {
     const health = await fetch(`${gw.http}/health`);
     assert.equal(health.status, 200);
-    assert.equal(((await health.json()) as { status: string }).status, 'ok');
+    const h = (await health.json()) as { status: string; store: { backend: string; state: string } };
+    assert.equal(h.status, 'ok');
+    assert.deepEqual([h.store.backend, h.store.state], ['sqlite', 'available'], 'the embedded store by default');
     // Default tables.shards = 0 (auto) resolves from the CPU count and says so once at start.
     const cpus = availableParallelism();
     const shardLog = gw.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('receiver-index shard'));

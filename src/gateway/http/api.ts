@@ -6,12 +6,15 @@ import { readFile } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../log.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { StoreHealth } from '../registration/store/types.js';
 
 export interface ApiSources {
   metrics: GatewayMetrics;
   /** The signed descriptor, as served at /v1/gateway. */
   descriptor(): unknown;
   stats(): Record<string, unknown>;
+  /** The registration store's state, reported by /health. */
+  store?: () => StoreHealth;
   /** The operator view of WireGuard peers (GET /v1/wireguard/peers): addresses, handshakes, transfer, grants; never keys. */
   wireguard?: () => unknown;
   /** A signed directory document file served as is at GET /v1/directory (http.directory_file); '' = none. */
@@ -28,7 +31,26 @@ export async function buildApi(src: ApiSources, logger: Logger): Promise<Fastify
   });
   const started = Date.now();
 
-  app.get('/health', async () => ({ status: 'ok', uptime_sec: Math.floor((Date.now() - started) / 1000) }));
+  // 200 either way: with the store unavailable the gateway still serves handshakes and sessions (only
+  // registrations are refused), so a balancer must not take it out; `status` says "degraded".
+  app.get('/health', async () => {
+    const store = src.store?.();
+    return {
+      status: store && store.state !== 'available' ? 'degraded' : 'ok',
+      uptime_sec: Math.floor((Date.now() - started) / 1000),
+      ...(store
+        ? {
+            store: {
+              backend: store.backend,
+              state: store.state,
+              since: new Date(store.since).toISOString(),
+              last_error: store.lastError,
+              ...(store.pool ? { pool: store.pool } : {}),
+            },
+          }
+        : {}),
+    };
+  });
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', src.metrics.registry.contentType);

@@ -13,7 +13,9 @@
  *
  * The allocator holds the policy; the bookkeeping lives in the store (`AllocationTable`) and runs inside
  * the same transaction that persists the peer, so an allocation exists exactly when its peer does, and a
- * removed peer's addresses are free again at once. Allocations are keyed by (pool, host offset); a pool
+ * removed peer's addresses are free again at once. A draw is taken by inserting it: the store's unique keys
+ * refuse a taken offset or address (also one a concurrent registration at another gateway process holds,
+ * on PostgreSQL), and a refused draw is simply rejected like any taken one. Allocations are keyed by (pool, host offset); a pool
  * larger than 2^32 addresses (e.g. an IPv6 /64) only uses its first 2^32 addresses.
  */
 import { randomInt } from 'node:crypto';
@@ -126,14 +128,16 @@ export class AddressPool {
   }
 }
 
-/** Allocation bookkeeping, implemented by RegistrationStore; called inside its write transaction. */
+/**
+ * Allocation bookkeeping, implemented by the store's transaction (`StoreTx`). Uniqueness is the store's: an
+ * allocation is refused (false) when its offset in the pool or its address (from any pool configuration) is
+ * taken — also by a concurrent transaction of another registration, which a PostgreSQL fleet must expect.
+ */
 export interface AllocationTable {
-  offsetTaken(pool: string, offset: number): boolean;
   /** Allocated offsets of `pool` in ascending order. */
-  allocatedOffsets(pool: string): Iterable<number>;
-  /** Whether an allocation (possibly from an earlier, overlapping pool configuration) holds `address`. */
-  addressTaken(family: IpFamily, address: Uint8Array): boolean;
-  insertAllocation(a: { family: IpFamily; pool: string; offset: number; address: Uint8Array; owner: Uint8Array; nowSec: number }): void;
+  allocatedOffsets(pool: string): Promise<readonly number[]>;
+  /** Records the allocation unless its offset or its address is taken; false when taken. */
+  tryInsertAllocation(a: { family: IpFamily; pool: string; offset: number; address: Uint8Array; owner: Uint8Array; nowSec: number }): Promise<boolean>;
 }
 
 export interface AllocatorOptions {
@@ -169,50 +173,46 @@ export class AddressAllocator {
    * persists the peer: on LPGW_ERR_POOL_EXHAUSTED (or any later failure) the transaction rolls back and
    * nothing stays allocated.
    */
-  allocate(table: AllocationTable, owner: Uint8Array, nowSec: number): AllocatedAddresses {
-    return { ipv4: this.take(table, this.ipv4, owner, nowSec), ipv6: this.take(table, this.ipv6, owner, nowSec) };
+  async allocate(table: AllocationTable, owner: Uint8Array, nowSec: number): Promise<AllocatedAddresses> {
+    const ipv4 = await this.take(table, this.ipv4, owner, nowSec);
+    const ipv6 = await this.take(table, this.ipv6, owner, nowSec);
+    return { ipv4, ipv6 };
   }
 
-  private take(table: AllocationTable, pool: AddressPool, owner: Uint8Array, nowSec: number): Uint8Array {
+  private async take(table: AllocationTable, pool: AddressPool, owner: Uint8Array, nowSec: number): Promise<Uint8Array> {
     const exhausted = (): never => gwFail(GatewayErrorCode.POOL_EXHAUSTED, `IPv${pool.family} pool ${pool.cidr} is exhausted (${pool.capacity} client addresses in use)`);
-    // Addresses an allocation from an earlier, overlapping pool configuration holds: skipped like taken ones.
-    const foreign = new Set<number>();
-    const free = (offset: number): boolean => {
-      if (offset === pool.gatewayOffset || foreign.has(offset) || table.offsetTaken(pool.cidr, offset)) return false;
-      if (table.addressTaken(pool.family, pool.addressAt(offset))) {
-        foreign.add(offset);
-        return false;
-      }
-      return true;
+    // Offsets found taken (by this pool's allocations, an earlier overlapping pool's, or a concurrent
+    // registration's): not tried again.
+    const taken = new Set<number>([pool.gatewayOffset]);
+    const tryTake = async (offset: number): Promise<boolean> => {
+      if (taken.has(offset)) return false;
+      if (await table.tryInsertAllocation({ family: pool.family, pool: pool.cidr, offset, address: pool.addressAt(offset), owner, nowSec })) return true;
+      taken.add(offset);
+      return false;
     };
     const span = pool.lastOffset - pool.firstOffset + 1;
     // No count up front (it would scan the pool at every registration): a full pool fails every draw and
     // the walk below finds no free offset.
-    let offset: number | null = null;
-    for (let i = 0; i < RANDOM_DRAWS && offset === null; i++) {
+    for (let i = 0; i < RANDOM_DRAWS; i++) {
       const o = pool.firstOffset + this.randomBelow(span);
-      if (free(o)) offset = o;
+      if (await tryTake(o)) return pool.addressAt(o);
     }
-    // Nearly full: the k-th free offset, k uniform (bounded retries if it turns out foreign-held).
-    for (let attempt = 0; offset === null && attempt < RANDOM_DRAWS; attempt++) {
-      const taken = new Set<number>(foreign);
-      taken.add(pool.gatewayOffset);
-      for (const o of table.allocatedOffsets(pool.cidr)) taken.add(o);
-      const freeCount = span - taken.size;
+    // Nearly full: the k-th free offset, k uniform (bounded retries when it turns out taken after all).
+    for (let attempt = 0; attempt < RANDOM_DRAWS; attempt++) {
+      const known = new Set<number>(taken);
+      for (const o of await table.allocatedOffsets(pool.cidr)) known.add(o);
+      const sorted = [...known].filter((o) => o >= pool.firstOffset && o <= pool.lastOffset).sort((a, b) => a - b);
+      const freeCount = span - sorted.length;
       if (freeCount <= 0) exhausted();
       const target = this.randomBelow(freeCount);
-      const sorted = [...taken].filter((o) => o >= pool.firstOffset && o <= pool.lastOffset).sort((a, b) => a - b);
       // the target-th free offset: skip every taken offset at or below the candidate
       let candidate = pool.firstOffset + target;
       for (const t of sorted) {
         if (t <= candidate) candidate++;
         else break;
       }
-      if (free(candidate)) offset = candidate;
+      if (await tryTake(candidate)) return pool.addressAt(candidate);
     }
-    if (offset === null) return exhausted();
-    const address = pool.addressAt(offset);
-    table.insertAllocation({ family: pool.family, pool: pool.cidr, offset, address, owner, nowSec });
-    return address;
+    return exhausted();
   }
 }

@@ -8,7 +8,9 @@
  *    accepted by this gateway;
  * 2. one store transaction: verify the credential (a ticket's serial is spent here), then allocate and
  *    persist (dVPN) or record the client (mixnet), then record the bandwidth grant. Any failure rolls the
- *    whole transaction back: a refused credential leaves no trace and spends nothing;
+ *    whole transaction back: a refused credential leaves no trace and spends nothing. The response is built
+ *    only after the commit returned, so a registration answered success is stored; a store that cannot be
+ *    reached is `LPGW_ERR_STORE_UNAVAILABLE` with `retry_after_ms` (retryable);
  * 3. dVPN only, after commit: apply the peer to the WireGuard device. If that fails, a compensating
  *    transaction gives the ticket back, removes the grant and removes a new peer (a renewed one gets its
  *    previous PSK and grant back), and the client gets `LPGW_ERR_WG_APPLY`.
@@ -33,7 +35,7 @@ import type { Logger } from '../../log.js';
 import { GatewayError, GatewayErrorCode, gwFail } from '../errors.js';
 import { NullPeerApplier, type PeerApplier } from '../wireguard/peer-applier.js';
 import { AddressAllocator } from './allocator.js';
-import type { RegistrationModeName, RegistrationStore, StoredPeer } from './store.js';
+import type { RegistrationModeName, RegistrationStore, StoredPeer } from './store/types.js';
 import { ticketTypeName } from './tickets.js';
 import type { CredentialVerifier, VerifiedCredential } from './verifiers.js';
 
@@ -140,7 +142,7 @@ export class RegistrationService {
     let response: RegisterResponse;
     try {
       this.precheck(request, ctx);
-      response = request.mode.kind === 'dvpn' ? await this.registerDvpn(request, request.mode.wgPublicKey, ctx) : this.registerMixnet(request, request.mode.clientId, ctx);
+      response = request.mode.kind === 'dvpn' ? await this.registerDvpn(request, request.mode.wgPublicKey, ctx) : await this.registerMixnet(request, request.mode.clientId, ctx);
     } catch (e) {
       const error = this.errorBody(e, mode, ctx);
       this.record(mode, 'failure', error.code, 0n);
@@ -183,9 +185,10 @@ export class RegistrationService {
     const storedPsk = this.applier.needsPsk ? psk : null;
     let c: DvpnCommit;
     try {
-      c = this.store.transaction((): DvpnCommit => {
-        const verified = this.verifier.verify(request.credential, request.ticketType, nowSec);
-        const previous = this.store.getPeer(key);
+      // may run more than once (a lost race on PostgreSQL): everything it decides comes from `tx`
+      c = await this.store.transaction('register_dvpn', async (tx): Promise<DvpnCommit> => {
+        const verified = await this.verifier.verify(request.credential, request.ticketType, nowSec, tx);
+        const previous = await tx.getPeer(key, { forUpdate: true });
         let ipv4: Uint8Array;
         let ipv6: Uint8Array;
         let remaining: bigint;
@@ -194,15 +197,15 @@ export class RegistrationService {
           // a ticket adds what it was bought for; the mock grant only tops the remainder up to its amount
           const grantedBytes = verified.credential === 'ticket' ? previous.grantedBytes + verified.bandwidthBytes : maxBig(previous.grantedBytes, used + verified.bandwidthBytes);
           const expiresAt = Math.max(previous.expiresAt, verified.expiresAt);
-          this.store.renewPeer(key, { psk: storedPsk, grantedBytes, expiresAt, nowSec });
+          await tx.renewPeer(key, { psk: storedPsk, grantedBytes, expiresAt, nowSec });
           ({ ipv4, ipv6 } = previous);
           remaining = maxBig(0n, grantedBytes - used);
         } else {
-          ({ ipv4, ipv6 } = this.allocator.allocate(this.store, key, nowSec));
-          this.store.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: storedPsk, grantedBytes: verified.bandwidthBytes, expiresAt: verified.expiresAt, nowSec });
+          ({ ipv4, ipv6 } = await this.allocator.allocate(tx, key, nowSec));
+          await tx.insertPeer({ wgPublicKey: key, ipv4, ipv6, psk: storedPsk, grantedBytes: verified.bandwidthBytes, expiresAt: verified.expiresAt, nowSec });
           remaining = verified.bandwidthBytes;
         }
-        const grantId = this.store.addGrant({
+        const grantId = await tx.addGrant({
           mode: 'dvpn',
           subject: key,
           ticketType: request.ticketType,
@@ -254,7 +257,13 @@ export class RegistrationService {
     const ok = equalBytes(expected, request.proof);
     this.prims.zeroize(expected);
     if (!ok) gwFail(GatewayErrorCode.DEREGISTER_PROOF, 'the deregistration proof does not verify');
-    const removed = this.store.transaction(() => this.store.deletePeer(request.wgPublicKey));
+    let removed: boolean;
+    try {
+      removed = await this.store.transaction('deregister', (tx) => tx.deletePeer(request.wgPublicKey));
+    } catch (e) {
+      if (!(e instanceof GatewayError) || e.code === GatewayErrorCode.INTERNAL) this.logger?.error({ err: e, remote: ctx.remote }, 'deregistration failed with an internal error');
+      throw e;
+    }
     if (!removed) gwFail(GatewayErrorCode.PEER_UNKNOWN, 'no WireGuard peer is registered with this key');
     this.onDeregistered?.();
     this.logger?.debug({ wgPublicKey: toHex(request.wgPublicKey), remote: ctx.remote }, 'dVPN peer deregistered');
@@ -269,11 +278,11 @@ export class RegistrationService {
   /** Compensation for a committed registration whose WireGuard apply failed. */
   private async undoDvpn(key: Uint8Array, c: DvpnCommit): Promise<void> {
     try {
-      this.store.transaction(() => {
-        this.store.deleteGrant(c.grantId);
-        if (c.verified.issuerKeyId && c.verified.serial) this.store.unspendSerial(c.verified.issuerKeyId, c.verified.serial);
-        if (c.previous) this.store.restorePeer(c.previous);
-        else this.store.deletePeer(key);
+      await this.store.transaction('undo_register_dvpn', async (tx) => {
+        await tx.deleteGrant(c.grantId);
+        if (c.verified.issuerKeyId && c.verified.serial) await tx.unspendSerial(c.verified.issuerKeyId, c.verified.serial);
+        if (c.previous) await tx.restorePeer(c.previous);
+        else await tx.deletePeer(key);
       });
       if (!c.previous) await this.applier.remove([key]).catch(() => undefined);
     } catch (e) {
@@ -281,12 +290,12 @@ export class RegistrationService {
     }
   }
 
-  private registerMixnet(request: RegisterRequest, clientId: Uint8Array, ctx: RegistrationContext): RegisterResponse {
+  private async registerMixnet(request: RegisterRequest, clientId: Uint8Array, ctx: RegistrationContext): Promise<RegisterResponse> {
     const nowSec = Math.floor(ctx.nowSec);
-    const verified = this.store.transaction(() => {
-      const v = this.verifier.verify(request.credential, request.ticketType, nowSec);
-      this.store.recordMixnetClient(clientId, nowSec);
-      this.store.addGrant({
+    const verified = await this.store.transaction('register_mixnet', async (tx) => {
+      const v = await this.verifier.verify(request.credential, request.ticketType, nowSec, tx);
+      await tx.recordMixnetClient(clientId, nowSec);
+      await tx.addGrant({
         mode: 'mixnet',
         subject: clientId,
         ticketType: request.ticketType,
@@ -303,10 +312,15 @@ export class RegistrationService {
     return { success: true, error: null, gatewayData: null, allocatedBandwidth: verified.bandwidthBytes };
   }
 
-  private errorBody(e: unknown, mode: RegistrationModeName, ctx: RegistrationContext): { code: string; message: string; retryAfterMs: null } {
+  private errorBody(e: unknown, mode: RegistrationModeName, ctx: RegistrationContext): { code: string; message: string; retryAfterMs: number | null } {
+    if (e instanceof GatewayError && e.code === GatewayErrorCode.INTERNAL) {
+      // a store error with details (already redacted): the log has them, the client does not
+      this.logger?.error({ code: e.code, mode, remote: ctx.remote, reason: e.message }, 'registration failed with an internal error');
+      return { code: GatewayErrorCode.INTERNAL, message: 'internal error while registering', retryAfterMs: null };
+    }
     if (e instanceof GatewayError) {
       this.logger?.debug({ code: e.code, mode, remote: ctx.remote }, `registration refused: ${e.message}`);
-      return { code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_LEN), retryAfterMs: null };
+      return { code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE_LEN), retryAfterMs: e.retryAfterMs };
     }
     this.logger?.error({ err: e, mode, remote: ctx.remote }, 'registration failed with an internal error');
     return { code: GatewayErrorCode.INTERNAL, message: 'internal error while registering', retryAfterMs: null };

@@ -8,15 +8,16 @@
  *   unauthenticated ticket is never judged by its contents): well-formed, known issuer (key id = first
  *   8 bytes of BLAKE3(issuer pk)), signature over `ticketSigningBytes`, ticket type equals the request's,
  *   not expired (refused when now > expiry), and finally spends the serial exactly once through the
- *   `SerialLedger`. `verify` must run inside the store transaction that persists the registration: the
- *   spend then commits with the registration or rolls back with it.
+ *   `SerialLedger` it is given — the store transaction that persists the registration, so the spend commits
+ *   with the registration or rolls back with it. On a PostgreSQL store the ledger is the fleet's: a serial
+ *   spent at any gateway on the database is spent here.
  */
 import { type BandwidthTicket, type Credential, MAX_MOCK_CREDENTIAL_LEN, type TicketType, ticketSigningBytes } from '../../core/codec/app.js';
 import { toHex } from '../../core/bytes.js';
 import type { Primitives } from '../../core/crypto/primitives.js';
 import { sodiumPrimitives } from '../../core/crypto/sodium-backend.js';
 import { GatewayErrorCode, gwFail } from '../errors.js';
-import type { SpentSerialRecord } from './store.js';
+import type { SerialLedger } from './store/types.js';
 import { ISSUER_KEY_ID_LEN, MAX_TICKET_BANDWIDTH, TICKET_SERIAL_LEN, issuerKeyId, ticketTypeName } from './tickets.js';
 
 /** 1 GiB, upstream's mock-ecash allocation. */
@@ -38,14 +39,11 @@ export interface VerifiedCredential {
 
 export interface CredentialVerifier {
   readonly kind: VerifierKind;
-  /** Returns the bandwidth to grant or throws a GatewayError with an `LPGW_ERR_*` code. */
-  verify(credential: Credential, ticketType: TicketType, nowSec: number): VerifiedCredential;
+  /** Resolves to the bandwidth to grant or rejects with a GatewayError with an `LPGW_ERR_*` code; spends through `ledger`. */
+  verify(credential: Credential, ticketType: TicketType, nowSec: number, ledger: SerialLedger): Promise<VerifiedCredential>;
 }
 
-/** Where spent serials are recorded (RegistrationStore). `spendSerial` returns false for a replay. */
-export interface SerialLedger {
-  spendSerial(s: SpentSerialRecord): boolean;
-}
+export type { SerialLedger } from './store/types.js';
 
 const TICKET_TYPE_COUNT = 4;
 
@@ -78,7 +76,7 @@ export class MockVerifier implements CredentialVerifier {
     this.validitySec = opts.validitySec ?? MOCK_VALIDITY_SEC;
   }
 
-  verify(credential: Credential, _ticketType: TicketType, nowSec: number): VerifiedCredential {
+  async verify(credential: Credential, _ticketType: TicketType, nowSec: number, _ledger?: SerialLedger): Promise<VerifiedCredential> {
     checkWellFormed(credential);
     return { bandwidthBytes: this.bandwidthBytes, expiresAt: Math.floor(nowSec) + this.validitySec, credential: 'mock', issuerKeyId: null, serial: null };
   }
@@ -87,19 +85,16 @@ export class MockVerifier implements CredentialVerifier {
 export interface TicketVerifierOptions {
   /** Ed25519 public keys (32 bytes) of the issuers whose tickets this gateway accepts. */
   issuers: readonly Uint8Array[];
-  ledger: SerialLedger;
   prims?: Primitives;
 }
 
 export class TicketVerifier implements CredentialVerifier {
   readonly kind = 'ticket';
   private readonly issuers = new Map<string, Uint8Array>();
-  private readonly ledger: SerialLedger;
   private readonly prims: Primitives;
 
   constructor(opts: TicketVerifierOptions) {
     this.prims = opts.prims ?? sodiumPrimitives;
-    this.ledger = opts.ledger;
     for (const pk of opts.issuers) {
       if (pk.length !== 32) gwFail(GatewayErrorCode.ISSUER_KEY, `ticket issuer public key must be 32 bytes, got ${pk.length}`);
       const id = toHex(issuerKeyId(pk, this.prims));
@@ -114,7 +109,7 @@ export class TicketVerifier implements CredentialVerifier {
     return [...this.issuers.keys()];
   }
 
-  verify(credential: Credential, ticketType: TicketType, nowSec: number): VerifiedCredential {
+  async verify(credential: Credential, ticketType: TicketType, nowSec: number, ledger: SerialLedger): Promise<VerifiedCredential> {
     if (credential.kind !== 'ticket') {
       gwFail(GatewayErrorCode.CREDENTIAL_REJECTED, 'this gateway accepts only signed bandwidth tickets; mock credentials are refused');
     }
@@ -133,7 +128,7 @@ export class TicketVerifier implements CredentialVerifier {
     if (BigInt(Math.floor(nowSec)) > t.expiry) {
       gwFail(GatewayErrorCode.TICKET_EXPIRED, `ticket expired at ${new Date(Number(t.expiry) * 1000).toISOString()}`);
     }
-    const spent = this.ledger.spendSerial({
+    const spent = await ledger.spendSerial({
       issuerKeyId: t.issuerKeyId,
       serial: t.serial,
       ticketType: t.ticketType,

@@ -14,11 +14,13 @@
  * that the registry does not know (left by a crash between the two removals) is removed. Other peers an
  * operator added are left alone.
  *
- * Without a device (no interface configured) only grant expiry is enforced.
+ * Without a device (no interface configured) only grant expiry is enforced. While the registration store
+ * cannot be reached (PostgreSQL down or failing over) a poll persists nothing and removes nothing; the peers
+ * on the device keep working, and the next poll after the store is back catches up (counters are cumulative).
  */
 import type { Logger } from '../../log.js';
 import { formatIp, parseIp, type AddressPool } from '../registration/allocator.js';
-import type { PeerUsageRow, PeerUsageUpdate, RegistrationStore, StoredPeer } from '../registration/store.js';
+import type { PeerUsageRow, PeerUsageUpdate, RegistrationStore, StoredPeer } from '../registration/store/types.js';
 import type { WgInterfaceState, WgPeerState } from './device.js';
 import type { PeerApplier } from './peer-applier.js';
 
@@ -68,6 +70,7 @@ export class PeerController {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<PollReport> | null = null;
   private failing = false;
+  private storeFailing = false;
   private readonly now: () => number;
   /** When the last successful poll read the device (unix seconds), for the operator view. */
   lastPollSec = 0;
@@ -99,7 +102,7 @@ export class PeerController {
   async reconcile(): Promise<StartReport> {
     const t0 = performance.now();
     const { store, applier, logger } = this.o;
-    const stored = store.listPeers();
+    const stored = await store.listPeers();
     const state = await applier.read();
     let missing = 0;
     let removedUnknown = 0;
@@ -113,7 +116,7 @@ export class PeerController {
         const u = this.usage(p, d);
         if (u) updates.push(u);
       }
-      store.recordUsage(updates);
+      await store.recordUsage(updates);
       await applier.applyMany(withPsk.map((p) => ({ publicKey: p.wgPublicKey, psk: p.psk, ipv4: p.ipv4, ipv6: p.ipv6 })));
       removedUnknown = await this.removeUnknown(state, new Set(stored.map((p) => key(p.wgPublicKey))));
     }
@@ -137,7 +140,7 @@ export class PeerController {
 
   private async pollOnce(): Promise<PollReport> {
     const t0 = performance.now();
-    const { store, applier, metrics, logger } = this.o;
+    const { applier, metrics, logger } = this.o;
     const report: PollReport = { ok: true, peers: 0, removed: {}, reapplied: 0, ms: 0 };
     let state: WgInterfaceState | null;
     try {
@@ -150,8 +153,24 @@ export class PeerController {
     }
     if (this.failing) logger.info('the WireGuard device can be read again');
     this.failing = false;
+    try {
+      const r = await this.enforce(state, report, t0);
+      if (this.storeFailing) logger.info('the registration store answers the peer controller again; usage and removals are caught up');
+      this.storeFailing = false;
+      return r;
+    } catch (e) {
+      metrics.poll(false, (performance.now() - t0) / 1000);
+      if (!this.storeFailing) logger.error({ code: (e as { code?: string }).code, err: e }, 'the peer controller cannot reach the registration store; usage is not persisted and no peer is removed until it can');
+      this.storeFailing = true;
+      return { ...report, ok: false, ms: Math.round(performance.now() - t0) };
+    }
+  }
+
+  /** The store half of a poll: accounting, removals, re-applies (throws when the store fails). */
+  private async enforce(state: WgInterfaceState | null, report: PollReport, t0: number): Promise<PollReport> {
+    const { store, applier, metrics, logger } = this.o;
     const now = this.now();
-    const stored = store.peerUsage();
+    const stored = await store.peerUsage();
     const onDevice = state ? new Map(state.peers.map((d) => [key(d.publicKey), d])) : null;
     const updates: PeerUsageUpdate[] = [];
     const remove: { peer: PeerUsageRow; reason: RemovalReason }[] = [];
@@ -175,21 +194,30 @@ export class PeerController {
       if (reason) remove.push({ peer: p, reason });
       else if (onDevice && !d && p.hasPsk) missing.push(p.wgPublicKey);
     }
-    store.recordUsage(updates);
+    await store.recordUsage(updates);
     metrics.transfer(addRx, addTx);
 
     // Removals: the registry first (only if not registered again meanwhile), then the device, queued in the
-    // same turn so a later registration's apply cannot overtake the removal.
-    const deleted: { peer: StoredPeer; reason: RemovalReason }[] = [];
-    store.transaction(() => {
-      for (const r of remove) {
-        const peer = store.getPeer(r.peer.wgPublicKey);
-        if (peer && store.deletePeerIfUnchanged(r.peer.wgPublicKey, r.peer.updatedAt)) deleted.push({ peer, reason: r.reason });
-        peer?.psk?.fill(0);
-      }
-    });
+    // same turn as the commit's continuation (no I/O in between), so a later registration's apply cannot
+    // overtake the removal.
+    let deleted: { peer: StoredPeer; reason: RemovalReason }[] = [];
+    if (remove.length > 0) {
+      deleted = await store.transaction('remove_peers', async (tx) => {
+        const out: { peer: StoredPeer; reason: RemovalReason }[] = [];
+        for (const r of remove) {
+          const peer = await tx.getPeer(r.peer.wgPublicKey, { forUpdate: true });
+          if (peer && (await tx.deletePeerIfUnchanged(r.peer.wgPublicKey, r.peer.updatedAt))) out.push({ peer, reason: r.reason });
+          peer?.psk?.fill(0);
+        }
+        return out;
+      });
+    }
     const removal = applier.remove(deleted.map((r) => r.peer.wgPublicKey));
-    const toApply = missing.map((k) => store.getPeer(k)).filter((p): p is StoredPeer => p !== null && p.psk !== null);
+    const toApply: StoredPeer[] = [];
+    for (const k of missing) {
+      const p = await store.getPeer(k);
+      if (p !== null && p.psk !== null) toApply.push(p);
+    }
     const reapply = applier.applyMany(toApply.map((p) => ({ publicKey: p.wgPublicKey, psk: p.psk, ipv4: p.ipv4, ipv6: p.ipv6 })));
     for (const r of deleted) {
       report.removed[r.reason] = (report.removed[r.reason] ?? 0) + 1;
@@ -243,7 +271,12 @@ export class PeerController {
     const unknown = state.peers.filter((d) => !known.has(key(d.publicKey)) && d.allowedIps.length > 0 && d.allowedIps.every((a) => this.inPools(a)));
     if (unknown.length === 0) return 0;
     // a registration may have committed since the snapshot: keep what the registry knows now
-    const gone = unknown.filter((d) => this.o.store.getPeer(d.publicKey) === null);
+    const gone: typeof unknown = [];
+    for (const d of unknown) {
+      const p = await this.o.store.getPeer(d.publicKey);
+      p?.psk?.fill(0);
+      if (p === null) gone.push(d);
+    }
     if (gone.length === 0) return 0;
     try {
       await this.o.applier.remove(gone.map((d) => d.publicKey));

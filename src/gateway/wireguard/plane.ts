@@ -8,7 +8,7 @@ import type { Logger } from '../../log.js';
 import type { GatewayConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { formatIp, type AddressPool } from '../registration/allocator.js';
-import type { RegistrationStore } from '../registration/store.js';
+import type { RegistrationStore } from '../registration/store/types.js';
 import type { WgDevice } from './device.js';
 import type { GatewayRecord } from '../descriptor.js';
 import { type ForwardingPolicy, exitEndpoints, installForwardingPolicy, openDevice, setUpManagedInterface, verifyUnmanagedInterface } from './interface.js';
@@ -138,9 +138,9 @@ export class WireguardPlane {
     this.o.metrics.wgRemovals.inc({ reason: 'deregistered' });
   }
 
-  view(): WireguardView {
+  async view(): Promise<WireguardView> {
     const wg = this.o.config.wireguard;
-    const peers = this.o.store.listPeers().map((p): PeerView => {
+    const peers = (await this.o.store.listPeers()).map((p): PeerView => {
       p.psk?.fill(0);
       const used = p.rxBytes + p.txBytes;
       return {
