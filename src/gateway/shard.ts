@@ -137,6 +137,8 @@ export class LocalShard implements Shard {
       }
       if (out.session) {
         this.tables.handshakes.delete(idx);
+        // Message 3 is the session's first authenticated request: its source is the return route.
+        out.session.returnRoute = src.transport === 'udp' ? udpRoute(src) : null;
         this.tables.sessions.set(idx, out.session);
         this.o.metrics.count('handshakes', 'completed');
       }
