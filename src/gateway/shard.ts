@@ -201,7 +201,7 @@ export class LocalShard implements Shard {
         this.o.metrics.count('errors', LpErrorCode.SESSION_READ_ONLY);
         return { reply: null, authenticated: true };
       }
-      return { reply: session.reply(response), authenticated: true };
+      return { reply: session.reply(response, h.counter), authenticated: true };
     }
     return { reply: out.replies[0] ?? null, authenticated: true };
   }

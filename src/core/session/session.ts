@@ -195,10 +195,14 @@ export class Session {
     return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter, type: MessageType.EncryptedData, content: inner });
   }
 
-  /** Send `msg` as the reply to the last delivered request; a retransmitted request gets the same bytes. */
-  reply(msg: AppMessage): Uint8Array {
+  /**
+   * Send `msg` as the reply to the request with `requestCounter` (default: the last delivered one); a retransmitted
+   * request gets the same bytes. An answer that comes after a newer request arrived (UDP requests served
+   * concurrently) is sent but not cached: the cache holds only the reply to the last request.
+   */
+  reply(msg: AppMessage, requestCounter = this.lastRequestCounter): Uint8Array {
     const packet = this.send(msg);
-    this.setLastReply(packet);
+    if (requestCounter === this.lastRequestCounter) this.setLastReply(packet);
     return packet;
   }
 
