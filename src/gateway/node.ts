@@ -288,7 +288,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         // A final window is written before the links go.
         if (collector) await collector.stop().catch((e: unknown) => logger.error({ err: e }, 'collector stop failed'));
         await stream?.close(Math.min(1000, Math.max(0, deadline - Date.now())));
-        await api.close(Math.max(0, deadline - Date.now()));
+        // HTTP requests take milliseconds; a connection still without a complete request after a second (a stalled
+        // or upgraded one) is not in-flight work.
+        await api.close(Math.min(1000, Math.max(0, deadline - Date.now())));
         forwarder?.close();
         for (const s of shards) s.close();
         await plane.stop();

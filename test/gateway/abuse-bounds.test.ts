@@ -407,7 +407,7 @@ describe('F7: a third party replays a session\'s last request', () => {
 
 describe('F8: the HTTP API under upgrade requests and stalled requests', () => {
   test('upgrades nobody serves get 404 and are closed; connections are capped; SIGTERM exits within the grace period', async (t) => {
-    const GRACE_SEC = 2;
+    const GRACE_SEC = 3;
     const gw = await startGatewayProcess(['--mock-ecash'], { env: { LPGW_SHUTDOWN_GRACE_SEC: String(GRACE_SEC) } });
     const upgrade = 'GET /health HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
     let answered404 = 0;
@@ -451,7 +451,7 @@ describe('F8: the HTTP API under upgrade requests and stalled requests', () => {
     const exitMs = performance.now() - t0;
     t.diagnostic(`SIGTERM → exit ${code} after ${Math.round(exitMs)} ms (grace ${GRACE_SEC} s)`);
     assert.equal(code, 0);
-    assert.ok(exitMs <= GRACE_SEC * 1000 + 1000, `exited after ${Math.round(exitMs)} ms`);
+    assert.ok(exitMs <= GRACE_SEC * 1000, `exited after ${Math.round(exitMs)} ms, beyond the grace period`);
     ws.terminate();
   });
 });

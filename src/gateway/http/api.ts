@@ -40,7 +40,9 @@ export async function buildApi(src: ApiSources, logger: Logger): Promise<Api> {
     connectionTimeout: REQUEST_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    forceCloseConnections: true,
+    // close() ends idle keep-alive connections at once (fastify's default) and lets requests in progress finish;
+    // `Api.close` destroys whatever is left when the grace period ends.
+    forceCloseConnections: 'idle',
   });
   if (src.maxConnections !== undefined) app.server.maxConnections = src.maxConnections;
   const sockets = trackSockets(app.server);
