@@ -29,7 +29,7 @@ import { findPostgres, startCluster } from '../test/helpers/pg-cluster.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,collector,wireguard,wgclient,store runs a subset (writes a partial report). */
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,rss,tcpmemory,collector,wireguard,wgclient,store runs a subset (writes a partial report). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
@@ -408,6 +408,71 @@ A session keeps its seven 32-byte secrets in one allocation, a 1,024-counter rep
 (for idempotent retransmission); the lru-cache entry is included.`);
 
   }
+  // ---- 6b. resident memory per table entry (issue 13) ----------------------------------------------------
+  if (want('rss')) {
+    const runRss = (mode: string, n: number): { rssPerEntry: number; heapPerEntry: number; seconds: number } | null => {
+      log(`RSS per entry: ${mode} × ${fmt(n)}`);
+      try {
+        const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/session-rss.bench.ts', mode, String(n)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20, timeout: 3_600_000 });
+        return JSON.parse(out.trim().split('\n').pop() ?? '') as { rssPerEntry: number; heapPerEntry: number; seconds: number };
+      } catch (e) {
+        log(`${mode} ${n}: ${(e as Error).message.split('\n')[0] ?? ''}`);
+        return null;
+      }
+    };
+    const real = QUICK ? 10_000 : 100_000;
+    // A million real handshakes take an hour on these machines: BENCH_RSS_REAL_MILLION=1 includes them.
+    const rows: [string, string, ReturnType<typeof runRss>][] = [
+      [`${fmt(real)} sessions, real handshakes (UDP clients)`, 'handshakes', runRss('handshakes', real)],
+      ...(process.env.BENCH_RSS_REAL_MILLION === '1' ? [['1,000,000 sessions, real handshakes', 'handshakes', runRss('handshakes', 1_000_000)] as [string, string, ReturnType<typeof runRss>]] : []),
+      [`${fmt(real)} sessions, built directly`, 'constructed', runRss('constructed', real)],
+      ['1,000,000 sessions, built directly', 'constructed', QUICK ? null : runRss('constructed', 1_000_000)],
+      [`${fmt(real)} pending handshakes (padded KKTRequest answered, waiting for message 1)`, 'pending', runRss('pending', real)],
+    ];
+    const cell = (r: ReturnType<typeof runRss>, k: 'rssPerEntry' | 'heapPerEntry'): string => (r ? `${fmt(r[k])} B` : 'not measured');
+    const { SESSION_RSS_BYTES, HANDSHAKE_RSS_BYTES, resolveTableBounds } = await import('../src/gateway/table-bounds.js');
+    const here = resolveTableBounds({ maxSessions: 0, maxHandshakes: 0 });
+    add(`## Resident memory per table entry (RSS)
+
+| entries | RSS per entry | heap + ArrayBuffers per entry | time to fill |
+|---|---|---|---|
+${rows.map(([label, , r]) => `| ${label} | ${cell(r, 'rssPerEntry')} | ${cell(r, 'heapPerEntry')} | ${r ? `${fmt(r.seconds)} s` : '—'} |`).join('\n')}
+
+RSS of a process of its own (bench/session-rss.bench.ts) before and after filling the table, after GC: unlike the
+heap figure above, it includes V8's heap slack and what the allocator keeps from every handshake's temporary
+buffers, i.e. what the machine gives the gateway. "Real handshakes" run the gateway's shard code path in-thread
+(client side in the same process, dropped after each handshake). The default table bounds use
+${fmt(SESSION_RSS_BYTES)} B per session (demoted parents included) and ${fmt(HANDSHAKE_RSS_BYTES)} B per pending handshake
+(src/gateway/table-bounds.ts): half of the memory for sessions, a tenth for handshakes, capped at 1,000,000 and
+100,000. On this machine (${fmt(here.memoryBytes / 2 ** 30)} GiB) that gives ${fmt(here.maxSessions)} sessions and ${fmt(here.maxHandshakes)} handshakes; on a
+2 GiB host ${fmt(resolveTableBounds({ maxSessions: 0, maxHandshakes: 0 }, 2 * 2 ** 30).maxSessions)} and ${fmt(resolveTableBounds({ maxSessions: 0, maxHandshakes: 0 }, 2 * 2 ** 30).maxHandshakes)}.`);
+  }
+
+  // ---- 6c. TCP memory under abuse (issue 13, F5b/F5c) ---------------------------------------------------
+  if (want('tcpmemory')) {
+    const { prefixOnlyConnections, pipelinedPings } = await import('./lib/tcp-memory.js');
+    log('TCP memory: connections with a length prefix only');
+    // 8,000 even in a quick run: with fewer, V8's heap growth steps dominate the per-connection figure.
+    const prefix = await prefixOnlyConnections(8000);
+    log('TCP memory: pipelined Pings, reading and not reading');
+    const reading = await pipelinedPings(true, QUICK ? 2 : 4);
+    const notReading = await pipelinedPings(false, QUICK ? 2 : 4);
+    const mib = (b: number): string => `${fmt(b / 2 ** 20, 1)} MiB`;
+    add(`## TCP memory under abuse (RSS of a gateway process)
+
+| attack | measured | bound (DESIGN.md §10.4.2) |
+|---|---|---|
+| F5b: ${fmt(prefix.connections)} connections send only a 4-byte prefix declaring 65,536 bytes | +${mib(prefix.rssGrowthBytes)} (${fmt(prefix.perConnectionBytes)} B per connection) | ≤ 10 KiB per open connection (was 69 KiB: the declared length was allocated) |
+| F5c: one session pipelines Pings of 60 kB and never reads (${fmt(notReading.bytesWritten / 1e6, 1)} MB got in, paused ${fmt(notReading.paused)}×, closed at the write deadline: ${notReading.writeTimeouts ? 'yes' : 'not within the run'}) | peak +${mib(notReading.rssPeakGrowthBytes)} | ≤ 48 MiB (was +249 MB for 200 MB of Pings) |
+| the same flood from a client that reads (${fmt(reading.bytesWritten / 1e6, 1)} MB served) | peak +${mib(reading.rssPeakGrowthBytes)} | — (the work's own garbage) |
+
+A connection holds at most 64 KiB of requests waiting to be served and 64 KiB of replies its peer has not read
+(\`lp.max_pending_bytes_per_connection\`, plus one packet each) and a frame buffer at most twice the bytes of
+the frame received so far; beyond either bound it is not read (TCP flow control stops the peer), and replies
+not read within \`lp.read_timeout_ms\` end it. The RSS growth under F5c is about what serving the same flood to
+a reading client costs: garbage of the work, not memory held for the connection.`);
+  }
+
   // ---- 7. collector overhead -----------------------------------------------------------------------------
   if (want('collector')) {
   if (isRoot) {

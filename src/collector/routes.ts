@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { disabledStatus, type CollectorSource } from './collector.js';
 import { WindowStream, type StreamOptions } from './stream.js';
+import { claimUpgrade } from '../net/http-server.js';
 
 export const LATEST_PATH = '/v1/collector/windows/latest';
 export const STATUS_PATH = '/v1/collector/status';
@@ -26,9 +27,10 @@ export function registerCollectorRoutes(app: FastifyInstance, collector: Collect
 
   app.get(STATUS_PATH, async (_req, reply) => reply.send(collector ? collector.status() : disabledStatus()));
 
-  // Other upgrade listeners (other WS endpoints) may share the server: ignore paths that are not ours.
+  // Other upgrade listeners (other WS endpoints) may share the server: paths that are not ours are left to them,
+  // and whatever nobody claims is answered 404 by the server's last listener (src/net/http-server.ts).
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    stream.handleUpgrade(req, socket, head);
+    if (stream.handleUpgrade(req, socket, head)) claimUpgrade(socket);
   };
   app.server.on('upgrade', onUpgrade);
   // preClose, not onClose: the HTTP server's close waits for upgraded sockets, so they must go first.

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { CollectorSource } from './collector.js';
 import { disabledStatus } from './collector.js';
+import { endAndDestroy } from '../net/http-server.js';
 import { SCHEMA_VERSION, type WindowSnapshot } from './schema.js';
 
 export const STREAM_PATH = '/v1/collector/stream';
@@ -50,7 +51,7 @@ export class WindowStream {
     const path = (req.url ?? '').split('?')[0];
     if (path !== STREAM_PATH) return false;
     if (this.wss.clients.size >= this.maxClients) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      endAndDestroy(socket, 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {

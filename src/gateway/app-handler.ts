@@ -27,8 +27,15 @@ export class GatewayAppHandler implements AppHandler {
     switch (msg.kind) {
       case 'register': {
         const req = msg.request;
-        const wgKey = req.mode.kind === 'dvpn' ? req.mode.wgPublicKey : new Uint8Array(32);
-        const response = await this.registrar.register(req, { wireguardPsk: ctx.wireguardPsk(wgKey), nowSec: Math.floor(Date.now() / 1000), remote: `${ctx.src.address}:${ctx.src.port}` });
+        // Only a dVPN registration has a WireGuard peer (a worker shard precomputes the PSK for those alone).
+        const psk = req.mode.kind === 'dvpn' ? ctx.wireguardPsk(req.mode.wgPublicKey) : new Uint8Array(0);
+        let response: RegisterResponse;
+        try {
+          response = await this.registrar.register(req, { wireguardPsk: psk, nowSec: Math.floor(Date.now() / 1000), remote: `${ctx.src.address}:${ctx.src.port}` });
+        } finally {
+          // The registrar keeps its own copy as long as it needs one (DESIGN.md §10.6).
+          psk.fill(0);
+        }
         this.metrics.registrations.inc({ mode: req.mode.kind, result: response.success ? 'success' : (response.error?.code ?? 'failed') });
         if (response.success && response.allocatedBandwidth > 0n) this.metrics.bandwidthAllocated.inc(Number(response.allocatedBandwidth));
         return { kind: 'registerResponse', response };
@@ -38,7 +45,7 @@ export class GatewayAppHandler implements AppHandler {
           this.metrics.forwards.inc({ result: 'refused_not_entry' });
           return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
         }
-        return this.forwarder.forward(msg.forward, ctx.src.address);
+        return this.forwarder.forward(msg.forward, { address: ctx.src.address, session: ctx.session });
       case 'deregister': {
         if (!this.registrar.deregister) return errorMessage(GatewayErrorCode.PEER_UNKNOWN, 'this gateway keeps no WireGuard peers');
         try {

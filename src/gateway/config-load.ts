@@ -184,7 +184,11 @@ const RULES: Readonly<Record<string, Rule>> = {
   'lp.helloRatePerSec': positiveNumber,
   'lp.helloRateExempt': eachOf((s) => (isIPv4(s) || (isIPv6(s) && !s.includes('%')) ? null : 'expected an IP address')),
   'lp.kemBackend': oneOf(['libsodium', 'noble']),
+  // At least a socket's write high-water mark (16 KiB): a reply backlog over the bound then always ends in 'drain'.
+  'lp.maxPendingBytesPerConnection': intRange(16_384, 16_777_216),
   'tables.shards': intRange(0, 1024),
+  'tables.maxSessions': nonNegativeInt,
+  'tables.maxHandshakes': nonNegativeInt,
   'http.listen': hostPortOf,
   'directory.peers': httpUrls,
   'directory.documents': nonEmptyItems,

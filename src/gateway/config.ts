@@ -24,6 +24,13 @@ export interface GatewayConfig {
     timestampToleranceSec: number;
     /** Concurrent TCP connections; more are refused at accept. */
     maxConnections: number;
+    /** Concurrent TCP connections from one source IP (exempt: helloRateExempt and directory peers); more are closed at accept. */
+    maxConnectionsPerSource: number;
+    /**
+     * Per TCP connection: bytes of received requests waiting to be served, and of replies the peer has not read
+     * yet, each at most this many (plus one packet); beyond either, the connection is not read until it drains.
+     */
+    maxPendingBytesPerConnection: number;
     /** A started frame must complete within this many ms, or the connection is closed. */
     readTimeoutMs: number;
     /** A connection with no frame in flight is closed after this many ms. */
@@ -33,15 +40,17 @@ export interface GatewayConfig {
     /** Token bucket burst. */
     helloBurst: number;
     /**
-     * Source IPs exempt from the per-source ClientHello limit: entry gateways that forward many clients
-     * from one address. Hosts of verified directory peers are exempt too.
+     * Source IPs exempt from the per-source limits (ClientHello rate, TCP connections): entry gateways that
+     * forward many clients from one address. Hosts of verified directory peers are exempt too.
      */
     helloRateExempt: string[];
     /** ML-KEM-768 implementation: libsodium (WebAssembly, fast) or noble (pure JS, audited reference). */
     kemBackend: string;
   };
   tables: {
+    /** Handshakes in progress at most; 0 = from the machine's memory (table-bounds.ts). */
     maxHandshakes: number;
+    /** Established sessions at most; 0 = from the machine's memory (table-bounds.ts). */
     maxSessions: number;
     /** Handshake lifetime from creation. */
     handshakeTtlSec: number;
@@ -61,9 +70,20 @@ export interface GatewayConfig {
     descriptorValiditySec: number;
     /** A signed directory document to serve at GET /v1/directory ('lp-gateway directory sign'); '' = none. */
     directoryFile: string;
+    /** Concurrent HTTP connections; more are refused at accept. */
+    maxConnections: number;
+    /** /v1/stats lists recently seen client addresses (with packet counts and times); off: none are recorded. */
+    statsClientAddresses: boolean;
   };
   forward: {
+    /** Forwards in flight, all clients together. */
     maxConcurrent: number;
+    /** Forwards in flight for one client address. */
+    maxPerClient: number;
+    /** Forwards in flight for one session. */
+    maxPerSession: number;
+    /** An exit's breaker opens when forwards of this many distinct client addresses went unanswered since its last reply. */
+    breakerClients: number;
     connectTimeoutMs: number;
     ioTimeoutMs: number;
     /** First backoff after a failed forward to an exit; doubles per failure. */
@@ -168,6 +188,8 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     announceHost: '',
     timestampToleranceSec: 30,
     maxConnections: 10_000,
+    maxConnectionsPerSource: 128,
+    maxPendingBytesPerConnection: 65_536,
     readTimeoutMs: 10_000,
     idleTimeoutMs: 60_000,
     helloRatePerSec: 20,
@@ -176,15 +198,15 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     kemBackend: 'libsodium',
   },
   tables: {
-    maxHandshakes: 100_000,
-    maxSessions: 1_000_000,
+    maxHandshakes: 0,
+    maxSessions: 0,
     handshakeTtlSec: 90,
     sessionIdleTtlSec: 86_400,
     demotedIdleTtlSec: 60,
     shards: 0,
   },
-  http: { listen: '127.0.0.1:8080', descriptorValiditySec: 86_400, directoryFile: '' },
-  forward: { maxConcurrent: 1000, connectTimeoutMs: 5000, ioTimeoutMs: 10_000, backoffBaseMs: 250, backoffMaxMs: 30_000 },
+  http: { listen: '127.0.0.1:8080', descriptorValiditySec: 86_400, directoryFile: '', maxConnections: 64, statsClientAddresses: false },
+  forward: { maxConcurrent: 1000, maxPerClient: 32, maxPerSession: 4, breakerClients: 3, connectTimeoutMs: 5000, ioTimeoutMs: 3000, backoffBaseMs: 250, backoffMaxMs: 30_000 },
   directory: { peers: [], documents: [], keys: [], trustOnFirstUse: false, topology: '', refreshSec: 300 },
   registration: {
     credentialVerifier: 'ticket',

@@ -13,6 +13,7 @@ export class GatewayMetrics {
 
   readonly connections = new Counter({ name: 'lp_connections_total', help: 'TCP connections accepted', registers: [this.registry] });
   readonly connectionsRejected = new Counter({ name: 'lp_connections_rejected_total', help: 'TCP connections refused or closed by policy', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly connectionsPaused = new Counter({ name: 'lp_connections_paused_total', help: 'Times a TCP connection stopped being read because its queued requests or unread replies exceeded lp.max_pending_bytes_per_connection', registers: [this.registry] });
   readonly connectionsActive = new Gauge({ name: 'lp_connections_active', help: 'Open TCP connections', registers: [this.registry] });
   readonly packetsIn = new Counter({ name: 'lp_packets_received_total', help: 'LP packets received', labelNames: ['transport'] as const, registers: [this.registry] });
   readonly packetsOut = new Counter({ name: 'lp_packets_sent_total', help: 'LP packets sent', labelNames: ['transport'] as const, registers: [this.registry] });
@@ -24,6 +25,12 @@ export class GatewayMetrics {
   readonly evictions = new Counter({ name: 'lp_table_evictions_total', help: 'Entries pushed out of a full table', labelNames: ['table'] as const, registers: [this.registry] });
   readonly expirations = new Counter({ name: 'lp_table_expirations_total', help: 'Entries removed at their TTL', labelNames: ['table'] as const, registers: [this.registry] });
   readonly tableSize = new Gauge({ name: 'lp_table_entries', help: 'Entries per state table', labelNames: ['table'] as const, registers: [this.registry] });
+  readonly retransmissions = new Counter({
+    name: 'lp_retransmissions_total',
+    help: 'Authenticated copies of a session\'s last request, answered from its cache, by source: bound_source (TCP, or the UDP address of its last new request), other_source (UDP; the reply may not exceed the copy), limit_reached (not answered: the reply was re-sent 8 times already)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
   readonly subsessions = new Counter({ name: 'lp_subsessions_total', help: 'Rekey events', labelNames: ['result'] as const, registers: [this.registry] });
   readonly serialsPruned = new Counter({ name: 'lp_spent_serials_pruned_total', help: 'Spent ticket serials forgotten a day after their ticket expired', registers: [this.registry] });
   readonly registrations = new Counter({ name: 'lp_registrations_total', help: 'Registrations by mode and result', labelNames: ['mode', 'result'] as const, registers: [this.registry] });
@@ -33,6 +40,12 @@ export class GatewayMetrics {
     name: 'lp_forward_duration_seconds',
     help: 'Entry→exit forward round trip',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly forwardBreakerTrips = new Counter({
+    name: 'lp_forward_breaker_trips_total',
+    help: 'An exit\'s breaker opened (its backoff started or grew), by cause: connection (connect failed, reset, closed) or unanswered_clients (forwards of several client addresses went unanswered)',
+    labelNames: ['cause'] as const,
     registers: [this.registry],
   });
   readonly forwardsInFlight = new Gauge({ name: 'lp_forwards_in_flight', help: 'Forwards currently waiting on an exit', registers: [this.registry] });
@@ -73,7 +86,7 @@ export class GatewayMetrics {
       }
     },
   });
-  readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket', registers: [this.registry] });
+  readonly rateLimited = new Counter({ name: 'lp_hello_rate_limited_total', help: 'ClientHellos refused by the per-source token bucket (TCP and UDP sources have separate buckets)', registers: [this.registry] });
   readonly wgPeers = new Gauge({ name: 'lp_wg_peers', help: 'Registered WireGuard peers (after the last poll)', registers: [this.registry] });
   readonly wgTransfer = new Counter({
     name: 'lp_wg_transfer_bytes_total',

@@ -29,6 +29,7 @@ import { scheduleSerialPruning } from './registration/serial-pruning.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
 import { WireguardPlane } from './wireguard/plane.js';
 import { LocalShard, resolveShardCount, type Shard } from './shard.js';
+import { resolveTableBounds } from './table-bounds.js';
 import { prometheusShardMetrics } from './shard-metrics.js';
 import { WorkerShard } from './worker-shard.js';
 import { currentThreadId } from './thread-cpu.js';
@@ -131,9 +132,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   // One shard runs in this thread; more run one worker thread each (tables are split evenly).
   const cpus = availableParallelism();
   const shardCount = resolveShardCount(config.tables.shards, cpus);
+  const bounds = resolveTableBounds(config.tables);
+  logger.info({ maxSessions: bounds.maxSessions, maxHandshakes: bounds.maxHandshakes, auto: bounds.auto, memoryMiB: Math.round(bounds.memoryBytes / 2 ** 20) }, 'table bounds');
   const limits = {
-    maxHandshakes: Math.ceil(config.tables.maxHandshakes / shardCount),
-    maxSessions: Math.ceil(config.tables.maxSessions / shardCount),
+    maxHandshakes: Math.ceil(bounds.maxHandshakes / shardCount),
+    maxSessions: Math.ceil(bounds.maxSessions / shardCount),
     handshakeTtlSec: config.tables.handshakeTtlSec,
     sessionIdleTtlSec: config.tables.sessionIdleTtlSec,
     demotedIdleTtlSec: config.tables.demotedIdleTtlSec,
@@ -160,10 +163,26 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const a = address.startsWith('::ffff:') ? address.slice(7) : address;
     return exemptHosts.has(a) || (directory?.entries().some((d) => parseHostPort(d.lp.tcp).host === a) ?? false);
   };
-  const dispatcher = new Dispatcher(shards, new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), metrics, isExempt);
+  // TCP and UDP sources have separate ClientHello buckets: forged UDP sources never drain a TCP client's.
+  const helloLimiters = { tcp: new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst), udp: new TokenBucketLimiter(config.lp.helloRatePerSec, config.lp.helloBurst) };
+  const dispatcher = new Dispatcher(shards, { helloLimiters, timestampToleranceSec: config.lp.timestampToleranceSec, exempt: isExempt, recordSources: config.http.statsClientAddresses }, metrics);
   const onPacket = dispatcher.onPacket.bind(dispatcher);
 
-  const tcp = new TcpListener({ host: tcpBind.host, port: tcpBind.port, maxConnections: config.lp.maxConnections, readTimeoutMs: config.lp.readTimeoutMs, idleTimeoutMs: config.lp.idleTimeoutMs }, (p, s) => onPacket(p, s), metrics, logger.child({ component: 'tcp' }));
+  const tcp = new TcpListener(
+    {
+      host: tcpBind.host,
+      port: tcpBind.port,
+      maxConnections: config.lp.maxConnections,
+      maxConnectionsPerSource: config.lp.maxConnectionsPerSource,
+      maxPendingBytes: config.lp.maxPendingBytesPerConnection,
+      readTimeoutMs: config.lp.readTimeoutMs,
+      idleTimeoutMs: config.lp.idleTimeoutMs,
+      exempt: isExempt,
+    },
+    (p, s) => onPacket(p, s),
+    metrics,
+    logger.child({ component: 'tcp' }),
+  );
   const tcpAddr = await tcp.listen();
   const udp = udpBind ? new UdpListener({ host: udpBind.host, port: udpBind.port }, (p, s) => onPacket(p, s), metrics, logger.child({ component: 'udp' })) : null;
   const udpAddr = udp ? await udp.listen() : null;
@@ -199,6 +218,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
 
   const stats = (): Record<string, unknown> => {
     const t = tableTotals();
+    const recent = dispatcher.recentSources();
     return {
       mode: config.mode,
       identity_key: descriptor.identity_key,
@@ -208,7 +228,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       forwards: forwarder ? { in_flight: forwarder.inFlightCount, connections_opened: forwarder.connectionsOpened } : null,
       directory: directory ? { peers: directory.size } : null,
       registrations: registration.stats(),
-      recent_sources: dispatcher.recentSources(),
+      // Client addresses only when the operator turned them on (http.stats_client_addresses).
+      ...(recent ? { recent_sources: recent } : {}),
     };
   };
 
@@ -245,12 +266,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         stream = registerCollectorRoutes(app, collector);
         await opts.extraRoutes?.(app);
       },
+      maxConnections: config.http.maxConnections,
     },
     logger,
   );
   const httpBind = parseHostPort(config.http.listen);
-  await api.listen({ host: httpBind.host.replace(/^\[|\]$/g, ''), port: httpBind.port });
-  const httpAddr = api.server.address() as AddressInfo;
+  await api.app.listen({ host: httpBind.host.replace(/^\[|\]$/g, ''), port: httpBind.port });
+  const httpAddr = api.app.server.address() as AddressInfo;
   const http = fmt(httpAddr);
   logger.info({ lpTcp: fmt(tcpAddr), lpUdp: udpAddr ? fmt(udpAddr) : null, http, mode: config.mode, announced: { lpTcp, lpUdp } }, 'gateway listening');
 
@@ -266,6 +288,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     stop(): Promise<void> {
       stopping ??= (async () => {
         const graceMs = config.shutdownGraceSec * 1000;
+        // Every step is bounded by what is left of the grace period, so shutdown always completes within it.
+        const deadline = Date.now() + graceMs;
         logger.info({ graceSec: config.shutdownGraceSec }, 'shutting down: no new connections, finishing in-flight requests');
         clearInterval(sweep);
         await pruning.stop();
@@ -273,8 +297,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await Promise.all([tcp.close(graceMs), udp?.close(graceMs)]);
         // A final window is written before the links go.
         if (collector) await collector.stop().catch((e: unknown) => logger.error({ err: e }, 'collector stop failed'));
-        await stream?.close();
-        await api.close();
+        await stream?.close(Math.min(1000, Math.max(0, deadline - Date.now())));
+        // HTTP requests take milliseconds; a connection still without a complete request after a second (a stalled
+        // or upgraded one) is not in-flight work.
+        await api.close(Math.min(1000, Math.max(0, deadline - Date.now())));
         forwarder?.close();
         for (const s of shards) s.close();
         await plane.stop();

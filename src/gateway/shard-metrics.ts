@@ -4,7 +4,7 @@
  */
 import type { GatewayMetrics } from './metrics.js';
 
-export type ShardCounter = 'errors' | 'handshakes' | 'dropped' | 'evictions' | 'expirations' | 'subsessions';
+export type ShardCounter = 'errors' | 'handshakes' | 'dropped' | 'evictions' | 'expirations' | 'subsessions' | 'retransmissions';
 
 export interface ShardMetrics {
   count(counter: ShardCounter, label: string, n?: number): void;
@@ -26,6 +26,8 @@ export function prometheusShardMetrics(m: GatewayMetrics): ShardMetrics {
           return m.expirations.inc({ table: label }, n);
         case 'subsessions':
           return m.subsessions.inc({ result: label }, n);
+        case 'retransmissions':
+          return m.retransmissions.inc({ source: label }, n);
       }
     },
   };

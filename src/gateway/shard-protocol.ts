@@ -27,7 +27,7 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'result'; id: number; reply: Uint8Array | null; authenticated: boolean }
   /** A delivered application message for the I/O thread's AppHandler; `psk` is precomputed for dVPN registrations. */
-  | { t: 'app'; id: number; msg: Uint8Array; src: PacketSource; psk: Uint8Array | null }
+  | { t: 'app'; id: number; msg: Uint8Array; src: PacketSource; session: number; psk: Uint8Array | null }
   | { t: 'stats'; stats: { handshakes: number; sessions: number; demoted: number }; counts: [ShardCounter, string, number][] }
   /** `tid`: the worker's kernel thread id (null without /proc), for per-thread CPU accounting. */
   | { t: 'ready'; tid: number | null };

@@ -27,8 +27,12 @@ const appProxy: AppHandler = {
     const id = nextAppId++;
     const psk = msg.kind === 'register' && msg.request.mode.kind === 'dvpn' ? ctx.wireguardPsk(msg.request.mode.wgPublicKey) : null;
     return new Promise((resolve) => {
-      appWaiters.set(id, (bytes) => resolve(bytes ? decodeAppMessage(bytes) : null));
-      post({ t: 'app', id, msg: encodeAppMessage(msg), src: ctx.src, psk });
+      appWaiters.set(id, (bytes) => {
+        // The message (and with it the clone of the PSK) left with an earlier batch: this copy can go.
+        psk?.fill(0);
+        resolve(bytes ? decodeAppMessage(bytes) : null);
+      });
+      post({ t: 'app', id, msg: encodeAppMessage(msg), src: ctx.src, session: ctx.session, psk });
     });
   },
 };

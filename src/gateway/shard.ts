@@ -12,7 +12,6 @@ import {
   type Header,
   LpError,
   LpErrorCode,
-  ResponderStage,
   type Session,
   acceptClientHello,
   errorMessage,
@@ -30,13 +29,18 @@ export interface PacketSource {
 
 export interface ShardResult {
   reply: Uint8Array | null;
-  /** The request was authenticated by a session key (UDP may answer it with more bytes than it carried). */
+  /**
+   * The request was authenticated by a session key as a new request, or as a copy of one from the address
+   * that sent it (DESIGN.md §4.5): only then may a UDP reply carry more bytes than the request did.
+   */
   authenticated: boolean;
 }
 
 /** What an application handler may use of the session a message arrived on. */
 export interface AppContext {
   src: PacketSource;
+  /** The receiver index of the session that delivered the message (unique across shards): per-session limits. */
+  session: number;
   /** The WireGuard PSK both sides derive from this session for a peer key (DESIGN.md §7.2). */
   wireguardPsk(wgPublicKey: Uint8Array): Uint8Array;
 }
@@ -79,6 +83,11 @@ export interface ShardOptions {
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
 
+/** A UDP source as a session's return route (TCP needs none: the reply goes back on the connection). */
+function udpRoute(src: PacketSource): string {
+  return `${src.address}|${src.port}`;
+}
+
 export class LocalShard implements Shard {
   readonly tables: SessionTables;
   private readonly responderConfig;
@@ -118,7 +127,6 @@ export class LocalShard implements Shard {
 
     const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
     if (hs) {
-      const keyed = hs.stage === ResponderStage.AwaitMsg3;
       const out = hs.receive(packet, h);
       if (out.failed) {
         this.tables.handshakes.delete(idx);
@@ -129,10 +137,14 @@ export class LocalShard implements Shard {
       }
       if (out.session) {
         this.tables.handshakes.delete(idx);
+        // Message 3 is the session's first authenticated request: its source is the return route.
+        out.session.returnRoute = src.transport === 'udp' ? udpRoute(src) : null;
         this.tables.sessions.set(idx, out.session);
         this.o.metrics.count('handshakes', 'completed');
       }
-      return { reply: out.reply ?? null, authenticated: keyed };
+      // Only message 3 is authenticated (by the outer key); a copy of an earlier step is answered from the
+      // cache like any cleartext step, within the UDP size rule.
+      return { reply: out.reply ?? null, authenticated: out.session !== undefined };
     }
 
     const found = this.tables.peekSession(idx);
@@ -156,7 +168,22 @@ export class LocalShard implements Shard {
 
   private async onSessionPacket(session: Session, demoted: boolean, packet: Uint8Array, h: Header, src: PacketSource): Promise<ShardResult> {
     const out = session.receive(packet, { indexInUse: this.promotionIndexInUse }, h);
+    if (out.retransmission) {
+      // A copy of the last request, answered from the cache: it refreshes nothing (not the idle timer, §5.4,
+      // not the return route). Over UDP its source may be forged, so unless it is the address the session's
+      // last new request came from, the reply may not exceed the copy (the listener drops it otherwise).
+      // Copies from the requester's own address are answered a bounded number of times (loss recovery needs a
+      // few; a replayed capture gets no more).
+      const bound = src.transport === 'tcp' || session.returnRoute === udpRoute(src);
+      if (bound && !session.takeRetransmissionAnswer()) {
+        this.o.metrics.count('retransmissions', 'limit_reached');
+        return { reply: null, authenticated: true };
+      }
+      this.o.metrics.count('retransmissions', bound ? 'bound_source' : 'other_source');
+      return { reply: out.replies[0] ?? null, authenticated: bound };
+    }
     this.tables.touch(h.receiverIndex, demoted);
+    session.returnRoute = src.transport === 'udp' ? udpRoute(src) : null;
     if (out.promoted) {
       this.tables.promote(h.receiverIndex, out.promoted);
       this.o.metrics.count('subsessions', 'promoted');
@@ -164,7 +191,7 @@ export class LocalShard implements Shard {
     if (out.delivered) {
       let response: AppMessage | null;
       try {
-        response = await this.o.app.handle(out.delivered, { src, wireguardPsk: (k) => session.wireguardPsk(k) });
+        response = await this.o.app.handle(out.delivered, { src, session: h.receiverIndex, wireguardPsk: (k) => session.wireguardPsk(k) });
       } catch (e) {
         this.o.logger.error({ err: e }, 'application handler failed');
         response = errorMessage('LPGW_ERR_INTERNAL', 'internal error');
@@ -174,7 +201,7 @@ export class LocalShard implements Shard {
         this.o.metrics.count('errors', LpErrorCode.SESSION_READ_ONLY);
         return { reply: null, authenticated: true };
       }
-      return { reply: session.reply(response), authenticated: true };
+      return { reply: session.reply(response, h.counter), authenticated: true };
     }
     return { reply: out.replies[0] ?? null, authenticated: true };
   }

@@ -2,8 +2,8 @@
  * The gateway's three state tables, keyed by receiver index (PRODUCT.md §1, upstream §12.2):
  *   handshakes — ClientHello until message 3, TTL from creation (90 s), bounded (LRU eviction);
  *   sessions   — established, idle TTL (24 h), refreshed only by authenticated packets, bounded;
- *   demoted    — read-only parents after a rekey, idle TTL (60 s).
- * Eviction and expiry zero the key material; moves between tables do not.
+ *   demoted    — read-only parents after a rekey, idle TTL (60 s), bounded by a quarter of the sessions' bound.
+ * Eviction, expiry and clear() zero the key material; moves between tables do not.
  */
 import { LRUCache } from 'lru-cache';
 import type { ResponderHandshake, Session } from '../core/index.js';
@@ -23,6 +23,14 @@ export interface TableEvents {
   onEvict(table: TableName): void;
   /** An entry reached its TTL. */
   onExpire(table: TableName): void;
+}
+
+/**
+ * Demoted parents live 60 s after a rekey, so honest clients keep few; a client rekeying in a loop must not get
+ * a second full session table: a quarter of the session bound (an evicted parent only loses its late packets).
+ */
+export function demotedBound(maxSessions: number): number {
+  return Math.max(1, Math.ceil(maxSessions / 4));
 }
 
 const NO_EVENTS: TableEvents = { onEvict: () => undefined, onExpire: () => undefined };
@@ -56,7 +64,7 @@ export class SessionTables {
       },
     });
     this.demoted = new LRUCache<number, Session>({
-      max: limits.maxSessions,
+      max: demotedBound(limits.maxSessions),
       ttl: limits.demotedIdleTtlSec * 1000,
       ttlResolution: 1000,
       dispose: (s, _k, reason) => {
@@ -100,7 +108,11 @@ export class SessionTables {
     return { handshakes: this.handshakes.size, sessions: this.sessions.size, demoted: this.demoted.size };
   }
 
+  /** Drop everything, zeroing every entry's key material (shutdown). */
   clear(): void {
+    for (const hs of this.handshakes.values()) hs.destroy();
+    for (const s of this.sessions.values()) s.close();
+    for (const s of this.demoted.values()) s.close();
     this.handshakes.clear();
     this.sessions.clear();
     this.demoted.clear();

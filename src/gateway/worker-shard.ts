@@ -73,7 +73,7 @@ export class WorkerShard implements Shard {
         return;
       }
       case 'app':
-        void this.serveApp(m.id, m.msg, m.src, m.psk);
+        void this.serveApp(m.id, m.msg, m.src, m.session, m.psk);
         return;
       case 'stats':
         this.lastStats = m.stats;
@@ -84,19 +84,24 @@ export class WorkerShard implements Shard {
     }
   }
 
-  private async serveApp(id: number, bytes: Uint8Array, src: PacketSource, psk: Uint8Array | null): Promise<void> {
+  private async serveApp(id: number, bytes: Uint8Array, src: PacketSource, session: number, psk: Uint8Array | null): Promise<void> {
     let out: Uint8Array | null = null;
     try {
       const reply = await this.o.app.handle(decodeAppMessage(bytes), {
         src,
+        session,
+        // A copy each call: the handler wipes what it was given.
         wireguardPsk: () => {
           if (!psk) throw new Error('no WireGuard PSK was precomputed for this message');
-          return psk;
+          return new Uint8Array(psk);
         },
       });
       out = reply ? encodeAppMessage(reply) : null;
     } catch (e) {
       this.o.logger.error({ err: e }, 'application handler failed');
+    } finally {
+      // The structured-clone copy of the worker's PSK (the worker wipes its own once this answer is back).
+      psk?.fill(0);
     }
     this.post({ t: 'app-result', id, msg: out });
   }

@@ -4,7 +4,8 @@
  *     client from another source still registers; with default limits a burst gets Busy after 5;
  *  b. read timeout for a frame that stalls (also one trickled byte by byte), idle timeout;
  *  c. no open relay: a forward to a target outside the directory is refused and opens no connection;
- *  d. exit down / exit silent: coded errors within the timeouts, per-exit backoff with a retry hint;
+ *  d. exit down / exit silent: coded errors within the timeouts, per-exit backoff with a retry hint (an exit
+ *     that never answers puts the session into backoff first, the exit only once 3 clients' forwards went unanswered);
  *  e. unknown receiver indexes: no reply, counted;
  *  f. UDP anti-amplification: an unpadded KKTRequest gets nothing, a padded one the 1,305-byte response.
  */
@@ -74,7 +75,7 @@ describe('a. ClientHello flood: handshake table bound', () => {
 
   before(async () => {
     gw = await startGatewayProcess(['--mock-ecash'], {
-      env: { LPGW_TABLES_MAX_HANDSHAKES: String(MAX_HANDSHAKES), LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000' },
+      env: { LPGW_TABLES_MAX_HANDSHAKES: String(MAX_HANDSHAKES), LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000', LPGW_HTTP_STATS_CLIENT_ADDRESSES: 'true' },
     });
     ({ pin } = await fetchDescriptor(gw.http));
   });
@@ -131,7 +132,7 @@ describe('a. ClientHello flood: handshake table bound', () => {
       conn.close();
     }
     const s = await getStats(gw.http);
-    const from = (t: 'udp' | 'tcp', a: string): number => s.recent_sources.find((r) => r.transport === t && r.address === a)?.packets ?? 0;
+    const from = (t: 'udp' | 'tcp', a: string): number => (s.recent_sources ?? []).find((r) => r.transport === t && r.address === a)?.packets ?? 0;
     assert.equal(from('udp', '127.0.0.1'), FLOOD);
     assert.equal(from('udp', '127.0.0.2'), 5, 'the UDP client really came from 127.0.0.2');
     assert.equal(from('tcp', '127.0.0.2'), 5, 'the TCP client really came from 127.0.0.2');
@@ -400,15 +401,33 @@ describe('c/d. telescoping: no open relay, exit down, exit silent', () => {
     const again = await rejectsWith(forwardedHello(exitPin.ed25519Public, exitTcp), 'LPGW_ERR_FORWARD_FAILED');
     assert.equal(again.retryAfterMs, 2 * BACKOFF_BASE_MS);
 
-    // An exit that accepts but never answers: FORWARD_FAILED at the I/O timeout.
+    // An exit that accepts but never answers: FORWARD_FAILED at the I/O timeout. An exit never answers junk, so
+    // this is first the session's problem: that session backs off from the exit (not contacting it again) ...
     t0 = performance.now();
     const silentErr = await rejectsWith(forwardedHello(silent.pin.ed25519Public, silent.lpTcp), 'LPGW_ERR_FORWARD_FAILED');
     const silentMs = performance.now() - t0;
     assert.match(silentErr.message, /LPGW_ERR_IO_TIMEOUT/);
     assert.ok(silentMs >= IO_TIMEOUT_MS - 50 && silentMs < IO_TIMEOUT_MS + 1000, `answered after ${Math.round(silentMs)} ms`);
+    assert.equal(silentErr.retryAfterMs, BACKOFF_BASE_MS, 'the session backs off from the base');
     assert.equal(silent.framesReceived(), 1);
+    const own = await rejectsWith(forwardedHello(silent.pin.ed25519Public, silent.lpTcp), 'LPGW_ERR_FORWARD_BACKOFF');
+    assert.match(own.message, /this session/);
+    assert.equal(silent.framesReceived(), 1, 'the session in backoff did not reach the exit');
     m = await scrape(entry.http);
-    assert.equal(metric(m, 'lp_forward_backoff_exits'), 2);
+    assert.equal(metric(m, 'lp_forward_breaker_trips_total{cause="unanswered_clients"}'), 0, 'one session cannot put the exit into backoff');
+    assert.equal(metric(m, 'lp_forwards_total{result="timeout"}'), 1);
+    assert.equal(metric(m, 'lp_forwards_total{result="refused_session_backoff"}'), 1);
+    // ... and only when forwards of 3 (forward.breaker_clients) client addresses went unanswered does the exit's breaker open.
+    const others = await Promise.all(
+      ['127.0.0.2', '127.0.0.3'].map(async (localAddress) => tracked(await LpConnection.connect({ transport: tracked(new TcpStreamTransport(entry.lpTcp, 10_000, { localAddress })), gateway: (await fetchDescriptor(entry.http)).pin }))),
+    );
+    for (const c of others) await rejectsWith(new ForwardTransport(c, silent.pin.ed25519Public, silent.lpTcp).request(clientHelloPacket(), 5000), 'LPGW_ERR_FORWARD_FAILED');
+    assert.equal(silent.framesReceived(), 3);
+    // Right after the third client's timeout the exit itself is in backoff (for everyone; base 800 ms).
+    const exitBackoff = await rejectsWith(forwardedHello(silent.pin.ed25519Public, silent.lpTcp), 'LPGW_ERR_FORWARD_BACKOFF');
+    assert.match(exitBackoff.message, /is in backoff/);
+    m = await scrape(entry.http);
+    assert.equal(metric(m, 'lp_forward_breaker_trips_total{cause="unanswered_clients"}'), 1);
     assert.equal(metric(m, 'lp_forwards_in_flight'), 0);
     // The client's session with the entry survived all of it.
     await entryConn.ping();

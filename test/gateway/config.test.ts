@@ -277,7 +277,10 @@ describe('validation', () => {
   });
 
   test('positive / non-negative integers', () => {
-    rejects(() => load({ env: { LPGW_TABLES_MAX_SESSIONS: '0' } }), 'tables.max_sessions: expected a positive integer');
+    rejects(() => load({ env: { LPGW_FORWARD_MAX_PER_SESSION: '0' } }), 'forward.max_per_session: expected a positive integer');
+    rejects(() => load({ env: { LPGW_TABLES_MAX_SESSIONS: '-1' } }), 'tables.max_sessions: expected a non-negative integer');
+    assert.equal(load({ env: { LPGW_TABLES_MAX_SESSIONS: '0' } }).tables.maxSessions, 0, '0 = from the machine\'s memory');
+    rejects(() => load({ env: { LPGW_LP_MAX_PENDING_BYTES_PER_CONNECTION: '1000' } }), 'lp.max_pending_bytes_per_connection: expected an integer from 16384');
     rejects(() => load({ env: { LPGW_LP_TIMESTAMP_TOLERANCE_SEC: '-5' } }), 'lp.timestamp_tolerance_sec: expected a positive integer', '(from LPGW_LP_TIMESTAMP_TOLERANCE_SEC)');
     rejects(() => load({ configFile: tomlFile('[forward]\nmax_concurrent = 1.5\n') }), 'forward.max_concurrent: expected a positive integer');
     rejects(() => load({ env: { LPGW_TABLES_SHARDS: '5000' } }), 'tables.shards: expected an integer from 0 to 1024');

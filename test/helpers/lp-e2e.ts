@@ -264,7 +264,8 @@ export interface GatewayStats {
   forwards: { in_flight: number; connections_opened: number } | null;
   directory: { peers: number } | null;
   registrations: { success: { dvpn: number; mixnet: number }; failure: { dvpn: number; mixnet: number }; failuresByCode: Record<string, number> };
-  recent_sources: { address: string; transport: 'tcp' | 'udp'; packets: number; lastSeen: string }[];
+  /** Present only with http.stats_client_addresses = true. */
+  recent_sources?: { address: string; transport: 'tcp' | 'udp'; packets: number; lastSeen: string }[];
 }
 
 export async function getStats(httpBase: string): Promise<GatewayStats> {

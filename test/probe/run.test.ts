@@ -9,8 +9,11 @@ import { type GatewayProcess, startGatewayProcess, stopAll } from '../helpers/ga
 import { probeLoad, probeRun, recentSources, runCli } from './probe-helpers.js';
 
 const PROBE_SOURCE = '127.0.0.3';
-/** The probes below run in parallel from one source address: lift the per-source ClientHello limit. */
-const env = { LPGW_LP_HELLO_RATE_PER_SEC: '1000', LPGW_LP_HELLO_BURST: '1000' };
+/**
+ * The probes below run in parallel from one source address: lift the per-source ClientHello limit. The test
+ * reads who each gateway saw from /v1/stats, which lists client addresses only when turned on.
+ */
+const env = { LPGW_LP_HELLO_RATE_PER_SEC: '1000', LPGW_LP_HELLO_BURST: '1000', LPGW_HTTP_STATS_CLIENT_ADDRESSES: 'true' };
 
 describe('gateway-probe run (real gateways)', () => {
   let exit: GatewayProcess;

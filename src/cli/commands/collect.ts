@@ -119,10 +119,11 @@ export const collectCommand: Command = {
     const durationSec = values['duration-sec'] === undefined ? 0 : positiveNumber('duration-sec', values['duration-sec'], 0);
     const http = values.http === undefined ? null : hostPort(values.http);
     // Loaded here, not at the top: every lp-gateway command imports this file to build the command list.
-    const [{ createLogger }, { Registry }, { CollectorError, registerCollectorRoutes, startCollector }] = await Promise.all([
+    const [{ createLogger }, { Registry }, { CollectorError, registerCollectorRoutes, startCollector }, { rejectUnclaimedUpgrades }] = await Promise.all([
       import('../../log.js'),
       import('prom-client'),
       import('../../collector/index.js'),
+      import('../../net/http-server.js'),
     ]);
     const log = createLogger({ level: values.verbose ? 'debug' : 'info' }).child({ component: 'collector' });
     const registry = new Registry();
@@ -173,6 +174,7 @@ export const collectCommand: Command = {
       const { default: Fastify } = await import('fastify');
       app = Fastify({ logger: false });
       registerCollectorRoutes(app, c);
+      rejectUnclaimedUpgrades(app.server);
       app.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
       try {
         const addr = await app.listen({ host: http.host, port: http.port });

@@ -5,6 +5,9 @@ import { startGateway } from '../../gateway/node.js';
 import { GatewayError } from '../../gateway/errors.js';
 import type { Command } from '../command.js';
 
+/** After the grace period (or after shutdown), how long the process may take to exit on its own. */
+const SHUTDOWN_SLACK_MS = 2000;
+
 export const runCommand: Command = {
   path: ['run'],
   summary: 'run a gateway (entry, exit or both); initialises keys and storage on first run',
@@ -39,11 +42,17 @@ database and exit 0.`,
       logger.fatal({ code, err: e }, `gateway failed to start: ${(e as Error).message}`);
       return 1;
     }
+    const graceMs = config.shutdownGraceSec * 1000;
     await new Promise<void>((resolve) => {
       const onSignal = (sig: NodeJS.Signals): void => {
         logger.info({ signal: sig }, 'signal received');
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        // Shutdown is bounded step by step; should a step still hang, the process does not.
+        setTimeout(() => {
+          logger.error({ graceSec: config.shutdownGraceSec }, 'shutdown did not complete within the grace period; exiting');
+          process.exit(1);
+        }, graceMs + SHUTDOWN_SLACK_MS).unref();
         gateway.stop().then(resolve, (e: unknown) => {
           logger.error({ err: e }, 'error during shutdown');
           resolve();
@@ -52,6 +61,11 @@ database and exit 0.`,
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
+    // Everything is closed; a handle something left open must not keep the process alive.
+    setTimeout(() => {
+      logger.warn('handles were left open after shutdown; exiting');
+      process.exit(0);
+    }, SHUTDOWN_SLACK_MS).unref();
     return 0;
   },
 };

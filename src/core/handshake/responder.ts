@@ -54,18 +54,27 @@ function clearReply(type: MessageType, receiverIndex: number): Uint8Array {
 }
 
 /**
- * Handle a packet with header receiver_index 0: it must be a ClientHello. `indexInUse` consults the
- * gateway's tables. Throws LpError (no reply) for malformed or stale hellos.
+ * The checks of a ClientHello that need no key (DESIGN.md §4.1): header (0, 0), a cleartext ClientHello of
+ * exactly 100 content bytes, a timestamp within the tolerance. Cheap (no cryptography), so an I/O edge can run
+ * them before it charges a per-source rate limit: junk never drains a source's tokens. Throws LpError.
  */
-export function acceptClientHello(cfg: ResponderConfig, bytes: Uint8Array, nowSec: number, indexInUse: (i: number) => boolean): HelloOutcome {
+export function parseClientHello(bytes: Uint8Array, nowSec: number, toleranceSec = DEFAULT_TIMESTAMP_TOLERANCE_SEC): ClientHello {
   const p = parseClear(bytes);
   if (p.receiverIndex !== 0) fail(LpErrorCode.RECEIVER_INDEX_MISMATCH, 'ClientHello must be sent to receiver index 0');
   if (p.type !== MessageType.ClientHello) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected ClientHello on index 0, got ${messageTypeName(p.type)}`);
   const hello = decodeClientHello(p.content);
-  const tolerance = cfg.timestampToleranceSec ?? DEFAULT_TIMESTAMP_TOLERANCE_SEC;
   const ts = saltTimestamp(hello.salt);
-  if (ts < nowSec - tolerance) fail(LpErrorCode.TIMESTAMP_TOO_OLD, `ClientHello timestamp ${ts} is more than ${tolerance}s old`);
-  if (ts > nowSec + tolerance) fail(LpErrorCode.TIMESTAMP_TOO_NEW, `ClientHello timestamp ${ts} is more than ${tolerance}s ahead`);
+  if (ts < nowSec - toleranceSec) fail(LpErrorCode.TIMESTAMP_TOO_OLD, `ClientHello timestamp ${ts} is more than ${toleranceSec}s old`);
+  if (ts > nowSec + toleranceSec) fail(LpErrorCode.TIMESTAMP_TOO_NEW, `ClientHello timestamp ${ts} is more than ${toleranceSec}s ahead`);
+  return hello;
+}
+
+/**
+ * Handle a packet with header receiver_index 0: it must be a ClientHello. `indexInUse` consults the
+ * gateway's tables. Throws LpError (no reply) for malformed or stale hellos.
+ */
+export function acceptClientHello(cfg: ResponderConfig, bytes: Uint8Array, nowSec: number, indexInUse: (i: number) => boolean): HelloOutcome {
+  const hello = parseClientHello(bytes, nowSec, cfg.timestampToleranceSec);
   if (hello.receiverIndex === 0 || indexInUse(hello.receiverIndex)) return { kind: 'collision', reply: clearReply(MessageType.Collision, hello.receiverIndex) };
   const converted = cfg.suite.prims.ed25519PkToX25519(hello.clientEd25519);
   if (!equalBytes(converted, hello.clientX25519)) fail(LpErrorCode.CLIENT_KEY_MISMATCH, 'ClientHello X25519 key is not the conversion of its Ed25519 key');
@@ -230,10 +239,22 @@ export class ResponderHandshake {
     this.noise = null;
   }
 
-  /** Zero secrets of an abandoned handshake (table eviction, TTL). */
+  /**
+   * Zero everything of an abandoned handshake (table eviction, TTL, failure): the Noise state, the PSK, the outer
+   * keys and the cached request and reply. Not called for a completed one: its outer keys moved into the session
+   * (whose constructor wiped these arrays) and its last reply is the session's.
+   */
   destroy(): void {
+    const { prims } = this.cfg.suite;
     this.noise?.destroy();
     this.destroyTransient();
+    if (this.keys) {
+      prims.zeroize(this.keys.i2r);
+      prims.zeroize(this.keys.r2i);
+      this.keys = null;
+    }
+    for (const b of [this.lastRequest, this.lastReply, this.kktRequestFrame]) if (b) prims.zeroize(b);
+    this.lastRequest = this.lastReply = this.kktRequestFrame = this.kktResponseFrame = null;
     this.stageValue = ResponderStage.Failed;
   }
 }

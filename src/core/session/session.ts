@@ -62,7 +62,19 @@ export interface SessionOutput {
   indexCollision?: boolean;
   /** A subsession KK1 was answered; the peer will send Ready next. */
   subsessionAccepted?: boolean;
+  /**
+   * The packet was an authenticated copy of the last request this session answered, and `replies` is the
+   * cached reply. Nothing changed (DESIGN.md §4.5, §5.4): callers must not refresh timers or routes for it,
+   * and decide by its source whether to answer (see `takeRetransmissionAnswer`).
+   */
+  retransmission?: boolean;
 }
+
+/**
+ * How many times one cached reply is re-sent to its requester's address. Loss recovery needs a few (the client
+ * library re-sends a UDP request up to 4 times); anyone replaying a captured request gets no more than this.
+ */
+export const MAX_RETRANSMISSION_ANSWERS = 8;
 
 export interface ReceiveContext {
   /** True if a receiver index is already used by another session/handshake (gateway tables). */
@@ -96,6 +108,14 @@ export class Session {
   /** Last authenticated request counter and the reply we sent to it (idempotent retransmission). */
   private lastRequestCounter = -1;
   private lastReply: Uint8Array | null = null;
+  private retransmissionAnswers = 0;
+  /** The session's 32-byte values in one allocation (see the constructor); wiped by `close`. */
+  private readonly mem: Uint8Array;
+  /**
+   * Opaque to the core: the I/O edge's record of where this session's last new authenticated request came from
+   * (a UDP copy of a request from anywhere else must not be answered with more bytes than it carried, §4.5).
+   */
+  returnRoute: string | null = null;
 
   constructor(p: SessionParams) {
     this.prims = p.prims;
@@ -105,6 +125,7 @@ export class Session {
     // separate ArrayBuffer per key costs more than the key. Copies also stop `remoteStatic` (a view into
     // the ClientHello packet) from keeping that packet alive.
     const mem = new Uint8Array(224);
+    this.mem = mem;
     mem.set(p.role === 'initiator' ? p.keys.i2r : p.keys.r2i, 0);
     mem.set(p.role === 'initiator' ? p.keys.r2i : p.keys.i2r, 32);
     mem.set(p.secret, 64);
@@ -174,17 +195,38 @@ export class Session {
     return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter, type: MessageType.EncryptedData, content: inner });
   }
 
-  /** Send `msg` as the reply to the last delivered request; a retransmitted request gets the same bytes. */
-  reply(msg: AppMessage): Uint8Array {
+  /**
+   * Send `msg` as the reply to the request with `requestCounter` (default: the last delivered one); a retransmitted
+   * request gets the same bytes. An answer that comes after a newer request arrived (UDP requests served
+   * concurrently) is sent but not cached: the cache holds only the reply to the last request.
+   */
+  reply(msg: AppMessage, requestCounter = this.lastRequestCounter): Uint8Array {
     const packet = this.send(msg);
-    this.lastReply = packet;
+    if (requestCounter === this.lastRequestCounter) this.setLastReply(packet);
     return packet;
   }
 
   /** Remember `packet` as the reply to the request with `counter` (handshake completion, promotion Ack). */
   rememberReply(packet: Uint8Array, counter = this.lastRequestCounter): void {
     this.lastRequestCounter = counter;
+    this.setLastReply(packet);
+  }
+
+  /**
+   * Counts one re-sent copy of the cached reply; false once it was re-sent MAX_RETRANSMISSION_ANSWERS times.
+   * The caller counts only copies it would send to the requester's own address: copies from elsewhere must not
+   * use up the requester's loss recovery.
+   */
+  takeRetransmissionAnswer(): boolean {
+    if (this.retransmissionAnswers >= MAX_RETRANSMISSION_ANSWERS) return false;
+    this.retransmissionAnswers++;
+    return true;
+  }
+
+  /** A new cached reply (sealed bytes, nothing secret: it may still sit in a socket's send queue, so it is not wiped). */
+  private setLastReply(packet: Uint8Array | null): void {
     this.lastReply = packet;
+    this.retransmissionAnswers = 0;
   }
 
   // ---- subsessions ------------------------------------------------------------------------------
@@ -255,16 +297,17 @@ export class Session {
     if (h.receiverIndex !== this.receiverIndex) fail(LpErrorCode.RECEIVER_INDEX_MISMATCH, `packet for index ${h.receiverIndex} reached session ${this.receiverIndex}`);
 
     if (h.counter === this.lastRequestCounter && this.lastReply) {
-      // A retransmission of the request we already answered: authenticate, then resend the same reply.
+      // A retransmission of the request we already answered: authenticate, then offer the same reply; nothing
+      // changes. Whether it is sent is the caller's call (its source, `takeRetransmissionAnswer`).
       openPacket(this.prims, this.recvKey, bytes, h);
-      return { replies: [this.lastReply] };
+      return { replies: [this.lastReply], retransmission: true };
     }
     this.replay.check(h.counter);
     const p = openPacket(this.prims, this.recvKey, bytes, h);
     const out = this.dispatch(p, ctx);
     this.replay.mark(h.counter);
     this.lastRequestCounter = h.counter;
-    this.lastReply = out.replies.length === 1 ? (out.replies[0] as Uint8Array) : null;
+    this.setLastReply(out.replies.length === 1 ? (out.replies[0] as Uint8Array) : null);
     return out;
   }
 
@@ -367,10 +410,12 @@ export class Session {
     this.stateValue = SessionState.Closed;
     this.noiseSend.destroy();
     this.noiseRecv.destroy();
-    this.prims.zeroize(this.sendKey);
-    this.prims.zeroize(this.recvKey);
-    this.prims.zeroize(this.secret);
+    // Keys, secret, handshake hash, peer key: the whole shared allocation.
+    this.prims.zeroize(this.mem);
+    this.setLastReply(null);
+    this.returnRoute = null;
     if (this.sub && 'hs' in this.sub) this.sub.hs.destroy();
+    else if (this.sub) this.sub.next.close();
     this.sub = null;
   }
 }

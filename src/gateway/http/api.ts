@@ -1,10 +1,13 @@
 /**
  * The gateway's HTTP API (fastify): health, Prometheus metrics, the signed descriptor and live stats.
- * Bound to loopback by default; operators expose it deliberately.
+ * Bound to loopback by default; operators expose it deliberately. Bounded (DESIGN.md §10.4): a connection
+ * cap, request and idle timeouts, upgrade requests nobody serves answered 404 and closed, and every socket
+ * (upgraded ones too) ended at shutdown.
  */
 import { readFile } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../log.js';
+import { rejectUnclaimedUpgrades, trackSockets } from '../../net/http-server.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { StoreHealth } from '../registration/store/types.js';
 
@@ -21,14 +24,34 @@ export interface ApiSources {
   directoryFile?: string;
   /** Extra routes (the collector's), registered before listen. */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
+  /** Concurrent connections (http.max_connections); more are refused at accept. */
+  maxConnections?: number;
 }
 
-export async function buildApi(src: ApiSources, logger: Logger): Promise<FastifyInstance> {
+/** A whole request (headers and body) must arrive within this; a connection idle for this long is closed. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+export interface Api {
+  readonly app: FastifyInstance;
+  /** Stops the server: requests in progress get up to `graceMs`, then every remaining socket is destroyed. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function buildApi(src: ApiSources, logger: Logger): Promise<Api> {
   const app: FastifyInstance = Fastify({
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
     // Scrapes and probes would flood the log; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    connectionTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // close() ends idle keep-alive connections at once (fastify's default) and lets requests in progress finish;
+    // `Api.close` destroys whatever is left when the grace period ends.
+    forceCloseConnections: 'idle',
   });
+  if (src.maxConnections !== undefined) app.server.maxConnections = src.maxConnections;
+  const sockets = trackSockets(app.server);
   const started = Date.now();
 
   // 200 either way: with the store unavailable the gateway still serves handshakes and sessions (only
@@ -84,5 +107,19 @@ export async function buildApi(src: ApiSources, logger: Logger): Promise<Fastify
   }
 
   if (src.extraRoutes) await src.extraRoutes(app);
-  return app;
+  // Last 'upgrade' listener: anything the routes above did not take over is answered 404 and closed.
+  rejectUnclaimedUpgrades(app.server);
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    async close(graceMs: number): Promise<void> {
+      closing ??= app.close();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      sockets.destroyAll();
+      await closing;
+    },
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * LP over UDP: one packet per datagram, no length prefix, the reply goes to the source (PRODUCT.md §1.10).
- * Anti-amplification: a reply to a packet that no session key authenticated is never larger than the
- * packet itself (clients pad such requests, e.g. KKTRequest); otherwise it is dropped and counted.
+ * Anti-amplification: a reply to a packet that no session key authenticated (or to a copy of a session's last
+ * request from an address other than the one its last new request came from) is never larger than the packet
+ * itself (clients pad such requests, e.g. KKTRequest); otherwise it is dropped and counted. Datagrams being
+ * served are bounded in bytes: beyond the bound new ones are dropped (counted) until some are answered.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -14,6 +16,9 @@ export interface UdpListenerOptions {
   port: number;
 }
 
+/** Bytes of datagrams being served at once (a worker shard's queue, forwards and registrations awaiting I/O). */
+const MAX_IN_FLIGHT_BYTES = 16 << 20;
+
 export class UdpListener {
   private readonly socket: dgram.Socket;
   // Labelled children resolved once: this is the per-packet path.
@@ -22,6 +27,7 @@ export class UdpListener {
   private readonly packetsOut;
   private readonly bytesOut;
   private inFlight = 0;
+  private inFlightBytes = 0;
   /** No new datagrams are taken once closing; replies to in-flight ones still go out until the socket closes. */
   private closing = false;
   private closed = false;
@@ -53,7 +59,12 @@ export class UdpListener {
     if (this.closing) return;
     this.packetsIn.inc();
     this.bytesIn.inc(msg.length);
+    if (this.inFlightBytes + msg.length > MAX_IN_FLIGHT_BYTES) {
+      this.metrics.dropped.inc({ reason: 'overload' });
+      return;
+    }
     this.inFlight++;
+    this.inFlightBytes += msg.length;
     this.onPacket(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port })
       .then(({ reply, authenticated }) => {
         if (!reply || this.closed) return;
@@ -66,7 +77,10 @@ export class UdpListener {
         this.bytesOut.inc(reply.length);
       })
       .catch((e: unknown) => this.logger.error({ err: e }, 'UDP packet handler failed'))
-      .finally(() => this.inFlight--);
+      .finally(() => {
+        this.inFlight--;
+        this.inFlightBytes -= msg.length;
+      });
   }
 
   async close(graceMs: number): Promise<void> {
