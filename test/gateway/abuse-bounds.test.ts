@@ -76,7 +76,7 @@ describe('F1: one session floods Forwards to an exit that silently drops them', 
   test('other clients keep telescoping to that exit (≥ 95 %), the exit never goes into backoff', async (t) => {
     const IO_TIMEOUT_MS = 800;
     const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: { LPGW_LP_HELLO_RATE_EXEMPT: '127.0.0.1' } });
-    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http], {
+    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned], {
       env: { LPGW_FORWARD_IO_TIMEOUT_MS: String(IO_TIMEOUT_MS), LPGW_LP_HELLO_RATE_PER_SEC: '1000', LPGW_LP_HELLO_BURST: '1000', LPGW_LOG_LEVEL: 'info' },
     });
     const [entryPin, exitDesc] = await Promise.all([pinOf(entry), fetchDescriptor(exit.http)]);
@@ -130,7 +130,7 @@ describe('F1: one session floods Forwards to an exit that silently drops them', 
 describe('F2: forged copies of a session\'s last request (reflection)', { skip: NEEDS_ROOT }, () => {
   test('a copy from another address never gets more bytes than it carried; the requester\'s own address gets at most 8', async (t) => {
     const exit = await startGatewayProcess(['--mock-ecash', '--mode', 'exit'], { env: { LPGW_LP_HELLO_RATE_EXEMPT: '127.0.0.1' } });
-    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.http]);
+    const entry = await startGatewayProcess(['--mock-ecash', '--mode', 'entry', '--peer', exit.pinned]);
     const [entryPin, exitDesc] = await Promise.all([pinOf(entry), fetchDescriptor(exit.http)]);
     const udp = tracked(await RecordingUdpTransport.open(entry.lpUdp ?? '', '127.0.0.51'));
     let ownAnswers = 0;
