@@ -106,6 +106,7 @@ export const DOCKER_PATHS: GatewayPaths = { dataDir: '/var/lib/lp-gateway', topo
 
 /** Compose names (checked against docker/compose.yaml). */
 export const DOCKER = {
+  /** The project name every documented compose command passes with -p (Compose v1 rejects a top-level `name:`). */
   project: 'lpgw-localnet',
   network: 'localnet',
   /** The Linux bridge Docker creates for the network: the same name as the namespace localnet's bridge. */
