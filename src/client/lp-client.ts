@@ -124,6 +124,7 @@ export class LpConnection {
     } catch (e) {
       throw ClientError.from(e);
     }
+    if (out.undecodable) throw new ClientError('LPC_ERR_UNEXPECTED_REPLY', `the gateway's reply is not an application message this client knows (${out.undecodable.code}: ${out.undecodable.message})`);
     const m = out.delivered;
     if (!m) throw new ClientError('LPC_ERR_UNEXPECTED_REPLY', 'reply carried no application message');
     if (m.kind === 'error') throw new ClientError(m.error.code, m.error.message, m.error.retryAfterMs);

@@ -34,6 +34,10 @@ export const LpErrorCode = {
   RECEIVER_INDEX_ZERO: 'LP_ERR_RECEIVER_INDEX_ZERO',
   RECEIVER_INDEX_COLLISION: 'LP_ERR_RECEIVER_INDEX_COLLISION',
   RECEIVER_INDEX_MISMATCH: 'LP_ERR_RECEIVER_INDEX_MISMATCH',
+  /** A cleartext packet whose counter is not 0, or a handshake packet with the wrong counter (DESIGN.md §4). */
+  UNEXPECTED_COUNTER: 'LP_ERR_UNEXPECTED_COUNTER',
+  /** A KKTRequest whose routability token is missing, forged, for another hello or source, or expired (§4.2). */
+  BAD_TOKEN: 'LP_ERR_BAD_TOKEN',
   // KKT
   KKT_BAD_FRAME: 'LP_ERR_KKT_BAD_FRAME',
   KKT_BAD_SIGNATURE: 'LP_ERR_KKT_BAD_SIGNATURE',
@@ -43,6 +47,8 @@ export const LpErrorCode = {
   KKT_KEY_HASH_MISMATCH: 'LP_ERR_KKT_KEY_HASH_MISMATCH',
   KKT_RESPONDER_ERROR: 'LP_ERR_KKT_RESPONDER_ERROR',
   KKT_BAD_PADDING: 'LP_ERR_KKT_BAD_PADDING',
+  /** The same KKTRequest was answered MAX_KKT_ANSWERS times already. */
+  KKT_RETRY_LIMIT: 'LP_ERR_KKT_RETRY_LIMIT',
   // handshake and crypto
   KEM_BAD_CIPHERTEXT: 'LP_ERR_KEM_BAD_CIPHERTEXT',
   BAD_BINDER: 'LP_ERR_BAD_BINDER',

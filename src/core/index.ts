@@ -14,6 +14,7 @@ export * from './kkt/frame.js';
 export * from './kkt/kkt.js';
 export * from './handshake/identity.js';
 export * from './handshake/key-schedule.js';
+export * from './handshake/routability-token.js';
 export * from './handshake/responder.js';
 export * from './handshake/initiator.js';
 export * from './session/replay-window.js';

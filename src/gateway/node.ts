@@ -23,7 +23,7 @@ import { UdpListener } from './listeners/udp.js';
 import { GatewayMetrics } from './metrics.js';
 import { TokenBucketLimiter } from './rate-limit.js';
 import { AddressAllocator, parseIp } from './registration/allocator.js';
-import { RegistrationService } from './registration/service.js';
+import { RegistrationService, ticketTypesForMode } from './registration/service.js';
 import { openRegistrationStore } from './registration/store/index.js';
 import { scheduleSerialPruning } from './registration/serial-pruning.js';
 import { MockVerifier, TicketVerifier, type CredentialVerifier } from './registration/verifiers.js';
@@ -112,6 +112,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     applier: plane.applier,
     wireguard: { publicKey: wireguard.publicKey, secretKey: wireguard.secretKey, endpoint: socketAddress(wgEndpoint) },
     timestampToleranceSec: config.registration.timestampToleranceSec,
+    acceptedTicketTypes: ticketTypesForMode(config.mode),
     logger: logger.child({ component: 'registration' }),
     onDeregistered: () => plane.onDeregistered(),
   });

@@ -1,7 +1,9 @@
 /**
  * A receiver-index shard: owns a slice of the state tables and routes each packet by its cleartext
- * receiver index (PRODUCT.md §5, upstream §12.3):
- *   0 → ClientHello;  handshake table → handshake;  session/demoted table → session;  else silent drop.
+ * receiver index (PRODUCT.md §5, upstream §12.3, DESIGN.md §4):
+ *   0 → ClientHello (answered with a routability token, nothing kept);
+ *   a cleartext KKTRequest → the stateless token and signature checks, then a new handshake (or its cached answer);
+ *   handshake table → handshake;  session/demoted table → session;  else silent drop.
  * The I/O edges only frame and pick the shard. `LocalShard` runs in the caller's thread (tests, small
  * deployments); worker-thread shards implement the same `Shard` interface.
  */
@@ -10,11 +12,16 @@ import {
   type CryptoSuite,
   type GatewayKeys,
   type Header,
+  KKT_UDP_PAD_TO,
   LpError,
   LpErrorCode,
+  MIN_PACKET_LEN,
+  RoutabilityTokens,
   type Session,
-  acceptClientHello,
+  acceptKktRequest,
+  answerClientHello,
   errorMessage,
+  looksLikeClearKktRequest,
   parseHeader,
 } from '../core/index.js';
 import type { Logger } from '../log.js';
@@ -82,6 +89,8 @@ export interface ShardOptions {
 }
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
+/** A UDP KKTRequest must be at least as large as its answer (a KKTResponse with nonce): no amplification. */
+const MIN_UDP_KKT_REQUEST = MIN_PACKET_LEN + KKT_UDP_PAD_TO;
 
 /** A UDP source as a session's return route (TCP needs none: the reply goes back on the connection). */
 function udpRoute(src: PacketSource): string {
@@ -91,6 +100,8 @@ function udpRoute(src: PacketSource): string {
 export class LocalShard implements Shard {
   readonly tables: SessionTables;
   private readonly responderConfig;
+  /** This shard's token secret: ClientHello and KKTRequest for one index always reach the same shard. */
+  private readonly tokens: RoutabilityTokens;
 
   constructor(private readonly o: ShardOptions) {
     this.tables = new SessionTables(o.limits, {
@@ -98,6 +109,7 @@ export class LocalShard implements Shard {
       onExpire: (t) => o.metrics.count('expirations', t),
     });
     this.responderConfig = { suite: o.suite, keys: o.keys, timestampToleranceSec: o.timestampToleranceSec };
+    this.tokens = new RoutabilityTokens(o.suite.prims);
     const id = o.shardId ?? 0;
     const count = o.shardCount ?? 1;
     // A rekey's new index must land in this shard: any other shard's index is reported as taken (Collision).
@@ -123,9 +135,10 @@ export class LocalShard implements Shard {
   private async route(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
     const h = parseHeader(packet);
     const idx = h.receiverIndex;
-    if (idx === 0) return this.onClientHello(packet, nowMs);
+    if (idx === 0) return this.onClientHello(packet, src, nowMs);
 
     const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+    if (looksLikeClearKktRequest(packet) && !hs?.isRepeat(packet)) return this.onKktRequest(packet, h, src, nowMs);
     if (hs) {
       const out = hs.receive(packet, h);
       if (out.failed) {
@@ -155,14 +168,26 @@ export class LocalShard implements Shard {
     return this.onSessionPacket(found.session, found.demoted, packet, h, src);
   }
 
-  private onClientHello(packet: Uint8Array, nowMs: number): ShardResult {
-    const out = acceptClientHello(this.responderConfig, packet, Math.floor(nowMs / 1000), this.tables.indexInUse);
-    if (out.kind === 'collision') {
-      this.o.metrics.count('handshakes', 'collision');
-      return { reply: out.reply, authenticated: false };
+  private onClientHello(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult {
+    const out = answerClientHello(this.responderConfig, this.tokens, packet, { nowSec: Math.floor(nowMs / 1000), source: src.address });
+    this.o.metrics.count('handshakes', out.kind === 'collision' ? 'collision' : 'hello_answered');
+    return { reply: out.reply, authenticated: false };
+  }
+
+  private onKktRequest(packet: Uint8Array, h: Header, src: PacketSource, nowMs: number): ShardResult {
+    if (src.transport === 'udp' && packet.length < MIN_UDP_KKT_REQUEST) {
+      this.o.metrics.count('dropped', 'amplification');
+      return NO_REPLY;
     }
-    this.tables.handshakes.set(out.handshake.receiverIndex, out.handshake);
-    this.o.metrics.count('handshakes', 'started');
+    const out = acceptKktRequest(this.responderConfig, this.tokens, packet, h, { nowSec: Math.floor(nowMs / 1000), source: src.address }, this.tables.indexInUse);
+    if (out.kind === 'collision') this.o.metrics.count('handshakes', 'collision');
+    else if (out.kind === 'refused') {
+      this.o.metrics.count('handshakes', 'refused');
+      this.o.metrics.count('errors', out.error.code);
+    } else {
+      this.tables.handshakes.set(h.receiverIndex, out.handshake);
+      this.o.metrics.count('handshakes', 'started');
+    }
     return { reply: out.reply, authenticated: false };
   }
 
@@ -188,6 +213,16 @@ export class LocalShard implements Shard {
       this.tables.promote(h.receiverIndex, out.promoted);
       this.o.metrics.count('subsessions', 'promoted');
     } else if (out.subsessionAccepted) this.o.metrics.count('subsessions', 'accepted');
+    if (out.undecodable) {
+      this.o.metrics.count('errors', out.undecodable.code);
+      return { reply: session.reply(errorMessage(out.undecodable.code, out.undecodable.message), h.counter), authenticated: true };
+    }
+    if (out.delivered && demoted) {
+      // A request on a session a rekey replaced is never executed (nothing spent, nothing registered): the client
+      // is told to use its new session (DESIGN.md §6).
+      this.o.metrics.count('errors', LpErrorCode.SESSION_READ_ONLY);
+      return { reply: session.reply(errorMessage(LpErrorCode.SESSION_READ_ONLY, 'this session was replaced by a rekey; send requests on the new one'), h.counter), authenticated: true };
+    }
     if (out.delivered) {
       let response: AppMessage | null;
       try {
@@ -197,10 +232,7 @@ export class LocalShard implements Shard {
         response = errorMessage('LPGW_ERR_INTERNAL', 'internal error');
       }
       if (!response) return { reply: null, authenticated: true };
-      if (session.state === 'read-only' || session.state === 'closed') {
-        this.o.metrics.count('errors', LpErrorCode.SESSION_READ_ONLY);
-        return { reply: null, authenticated: true };
-      }
+      // Demoted while the request ran (a rekey completed meanwhile): the request was executed, so it is answered.
       return { reply: session.reply(response, h.counter), authenticated: true };
     }
     return { reply: out.replies[0] ?? null, authenticated: true };
@@ -216,5 +248,6 @@ export class LocalShard implements Shard {
 
   close(): void {
     this.tables.clear();
+    this.tokens.destroy();
   }
 }

@@ -55,8 +55,8 @@ test('handshake completes with the sizes of the profile and the gateway holds on
   const { session, sent } = handshake(gw);
   assert.deepEqual(
     sent.map((p) => p.length),
-    [134, 121, 1188, 98],
-    'ClientHello, KKTRequest, msg1 (KEM ciphertext + Noise e,es), msg3',
+    [134, 253, 1188, 98],
+    'ClientHello, KKTRequest (hello ‖ token ‖ signed frame), msg1 (KEM ciphertext + Noise e,es + binder), msg3',
   );
   assert.equal(gw.sessions.size, 1);
   assert.equal(gw.handshakes.size, 0);

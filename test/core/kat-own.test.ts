@@ -46,7 +46,7 @@ test('full handshake + registration transcript from fixed seeds', () => {
   fresh.transcript.steps.forEach((s, i) => assert.equal(s.hex, published.transcript.steps[i]?.hex, `step ${i}: ${s.what}`));
   assert.deepEqual(
     published.transcript.steps.slice(0, 8).map((s) => fromHex(s.hex).length),
-    [134, 34, 121, 1305, 1188, 82, 98, 34],
+    [134, 66, 253, 1337, 1188, 82, 98, 34],
   );
 });
 

@@ -29,7 +29,18 @@ import {
   ResponderStage,
   Session,
   SessionState,
-  acceptClientHello,
+  type KktOutcome,
+  type PacketContext,
+  GATEWAY_NONCE_LEN,
+  MAX_KKT_ANSWERS,
+  ROUTABILITY_TOKEN_LEN,
+  ROUTABILITY_TOKEN_LIFETIME_SEC,
+  RoutabilityTokens,
+  acceptKktRequest,
+  answerClientHello,
+  concat,
+  decodeKktResponseContent,
+  kktBinding,
   buildKktRequest,
   clientKeysFromSeed,
   decodeAppMessage,
@@ -438,7 +449,7 @@ describe('structured contents: strict decoders', () => {
 
   test('KKT frame: context, length and KEM checks', () => {
     const sid = fill(0x5a, 16);
-    const req = buildKktRequest(prims, kem, clientKeys.ed25519, sid).frame;
+    const req = buildKktRequest(prims, kem, clientKeys.ed25519, sid, kktBinding(1, fill(0x42, 32))).frame;
     assert.equal(req.length, 7 + 16 + 64);
     assert.deepEqual(decodeKktFrame(req).sessionId, sid);
     for (let n = 0; n < 7; n++) assertLpError(() => decodeKktFrame(req.subarray(0, n)), LpErrorCode.KKT_BAD_FRAME, `${n}-byte frame`);
@@ -462,7 +473,7 @@ describe('structured contents: strict decoders', () => {
   });
 
   test('KKT request padding (splitPaddedFrame): zero padding stripped, truncation and non-zero padding refused', () => {
-    const { content, frame } = buildKktRequest(prims, kem, clientKeys.ed25519, fill(1, 16), 1271);
+    const { content, frame } = buildKktRequest(prims, kem, clientKeys.ed25519, fill(1, 16), kktBinding(1, fill(0x42, 32)), 1271);
     assert.equal(content.length, 1271);
     assert.deepEqual(splitPaddedFrame(content), frame);
     assert.deepEqual(splitPaddedFrame(frame), frame);
@@ -478,71 +489,111 @@ describe('structured contents: strict decoders', () => {
 interface ResponderRig {
   ini: InitiatorHandshake;
   hello: Uint8Array;
-  resp: ResponderHandshake;
   kktRequest: Uint8Array;
+  ctx: PacketContext;
+  /** acceptKktRequest on this rig's tokens (from `ctx`, nothing in use unless `inUse` says so). */
+  accept(bytes: Uint8Array, o?: { ctx?: PacketContext; inUse?: (i: number) => boolean }): KktOutcome;
+  /** The genuine KKTRequest accepted: the handshake and its KKTResponse. */
+  handshake(): { resp: ResponderHandshake; kktResponse: Uint8Array };
 }
 
-/** A genuine client and a directly held gateway-side handshake, stopped after ClientHello/Ack. */
+/** A genuine client and a directly held gateway side, stopped after ClientHello/Ack (the client has its KKTRequest). */
 function responderRig(now = nowSec()): ResponderRig {
   const ini = new InitiatorHandshake(clientConfig());
+  const tokens = new RoutabilityTokens(prims);
+  const ctx: PacketContext = { nowSec: now, source: '192.0.2.1' };
   const hello = sendOf(ini.start(now));
-  const acc = acceptClientHello(responderCfg, hello, now, () => false);
-  assert.equal(acc.kind, 'accepted');
-  if (acc.kind !== 'accepted') throw new Error('unreachable');
-  const kktRequest = sendOf(ini.receive(acc.reply, now));
-  return { ini, hello, resp: acc.handshake, kktRequest };
+  const answer = answerClientHello(responderCfg, tokens, hello, ctx);
+  assert.equal(answer.kind, 'ack');
+  const kktRequest = sendOf(ini.receive(answer.reply, now));
+  const accept: ResponderRig['accept'] = (bytes, o = {}) => acceptKktRequest(responderCfg, tokens, bytes, parseHeader(bytes), o.ctx ?? ctx, o.inUse ?? (() => false));
+  return {
+    ini,
+    hello,
+    kktRequest,
+    ctx,
+    accept,
+    handshake: () => {
+      const out = accept(kktRequest);
+      assert.equal(out.kind, 'accepted');
+      if (out.kind !== 'accepted') throw new Error('unreachable');
+      return { resp: out.handshake, kktResponse: out.reply };
+    },
+  };
 }
 
-function kktRequestPacket(index: number, content: Uint8Array): Uint8Array {
-  return serializeClear({ receiverIndex: index, counter: 0, type: MessageType.KKTRequest, content });
+function kktRequestPacket(index: number, content: Uint8Array, counter = 0): Uint8Array {
+  return serializeClear({ receiverIndex: index, counter, type: MessageType.KKTRequest, content });
 }
+
+/** KKTRequest content: hello (100) ‖ token (32) ‖ frame; the frame starts here. */
+const FRAME_AT = 132;
 
 describe('handshake state machines reject garbled input without changing state', () => {
-  test('ResponderHandshake: garbled KKTRequests get the decoder codes; stage stays await-kkt; the genuine one proceeds', () => {
-    const { ini, resp, kktRequest } = responderRig();
-    const idx = resp.receiverIndex;
+  test('acceptKktRequest: garbled, forged, misdirected or stale KKTRequests get their codes and create nothing; the genuine one proceeds', () => {
+    const { ini, kktRequest, ctx, accept, handshake } = responderRig();
+    const idx = ini.receiverIndex;
     const content = parseClear(kktRequest).content;
-    const cases: [string, Uint8Array, LpErrorCode][] = [
-      ['5-byte content', kktRequestPacket(idx, content.subarray(0, 5)), LpErrorCode.KKT_BAD_FRAME],
-      ['truncated frame', kktRequestPacket(idx, content.subarray(0, 50)), LpErrorCode.KKT_BAD_FRAME],
-      ['KKT version 2', kktRequestPacket(idx, patched(content, 0, [0x20], [0x10])), LpErrorCode.KKT_UNSUPPORTED_VERSION],
+    const cases: [string, Uint8Array, LpErrorCode, PacketContext?][] = [
+      ['5-byte content', kktRequestPacket(idx, content.subarray(0, 5)), LpErrorCode.DECODE_TRUNCATED],
+      ['hello ‖ token only', kktRequestPacket(idx, content.subarray(0, FRAME_AT)), LpErrorCode.KKT_BAD_FRAME],
+      ['truncated frame', kktRequestPacket(idx, content.subarray(0, FRAME_AT + 50)), LpErrorCode.KKT_BAD_FRAME],
+      ['KKT version 2', kktRequestPacket(idx, patched(content, FRAME_AT, [0x20], [0x10])), LpErrorCode.KKT_UNSUPPORTED_VERSION],
       ['non-zero padding', kktRequestPacket(idx, append(content, 0, 0, 1)), LpErrorCode.KKT_BAD_PADDING],
-      ['sequence 1', kktRequestPacket(idx, patched(content, 0, [0x11])), LpErrorCode.KKT_BAD_FRAME],
-      ['Responder role', kktRequestPacket(idx, patched(content, 1, [KktRole.Responder])), LpErrorCode.KKT_BAD_FRAME],
+      ['sequence 1', kktRequestPacket(idx, patched(content, FRAME_AT, [0x11])), LpErrorCode.KKT_BAD_FRAME],
+      ['Responder role', kktRequestPacket(idx, patched(content, FRAME_AT + 1, [KktRole.Responder])), LpErrorCode.KKT_BAD_FRAME],
       ['bad signature', kktRequestPacket(idx, flip(content, content.length - 1)), LpErrorCode.KKT_BAD_SIGNATURE],
-      ['signed content altered', kktRequestPacket(idx, flip(content, 10)), LpErrorCode.KKT_BAD_SIGNATURE],
+      ['signed content altered', kktRequestPacket(idx, flip(content, FRAME_AT + 10)), LpErrorCode.KKT_BAD_SIGNATURE],
+      ['token altered', kktRequestPacket(idx, flip(content, 110)), LpErrorCode.BAD_TOKEN],
+      ['hello altered', kktRequestPacket(idx, flip(content, 50)), LpErrorCode.BAD_TOKEN],
+      ['from another source', kktRequest, LpErrorCode.BAD_TOKEN, { ...ctx, source: '192.0.2.2' }],
+      ['token expired', kktRequest, LpErrorCode.BAD_TOKEN, { ...ctx, nowSec: ctx.nowSec + ROUTABILITY_TOKEN_LIFETIME_SEC + 1 }],
+      ['counter 1', kktRequestPacket(idx, content, 1), LpErrorCode.UNEXPECTED_COUNTER],
       ['wrong packet type', serializeClear({ receiverIndex: idx, counter: 0, type: MessageType.Handshake, content }), LpErrorCode.UNEXPECTED_MESSAGE],
       ['non-zero trailer', patched(kktRequest, kktRequest.length - 1, [1]), LpErrorCode.BAD_TRAILER],
+      // The token is for this hello; the hello names its index: a request cannot be moved to another index.
       ['other receiver index', patched(kktRequest, 0, u32le((idx + 1) >>> 0)), LpErrorCode.RECEIVER_INDEX_MISMATCH],
     ];
-    for (const [name, bytes, code] of cases) {
-      assertLpError(() => resp.receive(bytes), code, name);
-      assert.equal(resp.stage, ResponderStage.AwaitKkt, `${name}: stage unchanged`);
-    }
-    const ok = resp.receive(kktRequest);
-    assert.ok(ok.reply && !ok.failed);
+    for (const [name, bytes, code, at] of cases) assertLpError(() => accept(bytes, { ctx: at }), code, name);
+    // Index in use: Collision, nothing kept.
+    const busy = accept(kktRequest, { inUse: (i) => i === idx });
+    assert.equal(busy.kind, 'collision');
+    assert.equal(parseClear(busy.reply).type, MessageType.Collision);
+    const { resp, kktResponse } = handshake();
     assert.equal(resp.stage, ResponderStage.AwaitMsg1);
-    // Retransmitted request: the same reply, no recomputation, no state change.
-    assert.deepEqual(resp.receive(kktRequest).reply, ok.reply);
+    assert.equal(kktResponse.length, 34 + 1271 + GATEWAY_NONCE_LEN, 'KKTResponse = frame ‖ gateway nonce');
+    // Re-sent request: the same reply from the cache, MAX_KKT_ANSWERS times in all, then LP_ERR_KKT_RETRY_LIMIT.
+    assert.ok(resp.isRepeat(kktRequest));
+    for (let i = 1; i < MAX_KKT_ANSWERS; i++) assert.deepEqual(resp.receive(kktRequest).reply, kktResponse);
+    assertLpError(() => resp.receive(kktRequest), LpErrorCode.KKT_RETRY_LIMIT);
+    assert.equal(resp.stage, ResponderStage.AwaitMsg1);
     assert.equal(ini.stage, InitiatorStage.AwaitKktResponse);
-    sendOf(ini.receive(ok.reply, nowSec()));
+    sendOf(ini.receive(kktResponse, nowSec()));
     assert.equal(ini.stage, InitiatorStage.AwaitMsg2);
   });
 
+  test('the same hello and token accepted twice make two different gateway nonces (fresh keys per handshake)', () => {
+    const rig = responderRig();
+    const a = rig.handshake().kktResponse;
+    const b = rig.handshake().kktResponse;
+    assert.notDeepEqual(a.subarray(a.length - 16 - GATEWAY_NONCE_LEN, a.length - 16), b.subarray(b.length - 16 - GATEWAY_NONCE_LEN, b.length - 16));
+  });
+
   test('ResponderHandshake: garbled message 1 / message 3 get their codes; stages unchanged; genuine ones complete', () => {
-    const { ini, resp, kktRequest } = responderRig();
+    const { ini, kktRequest, handshake } = responderRig();
+    const { resp, kktResponse: kktResp } = handshake();
     const idx = resp.receiverIndex;
-    const kktResp = resp.receive(kktRequest).reply as Uint8Array;
     const msg1 = sendOf(ini.receive(kktResp, nowSec()));
     assert.equal(msg1.length, 34 + 2 + 1088 + 48 + 16);
     const c1 = parseClear(msg1).content;
-    const hs = (content: Uint8Array): Uint8Array => serializeClear({ receiverIndex: idx, counter: 1, type: MessageType.Handshake, content });
+    const hs = (content: Uint8Array, counter = 0): Uint8Array => serializeClear({ receiverIndex: idx, counter, type: MessageType.Handshake, content });
     const cases: [string, Uint8Array, LpErrorCode][] = [
       ['empty content', hs(EMPTY), LpErrorCode.DECODE_TRUNCATED],
       ['1-byte content', hs(c1.subarray(0, 1)), LpErrorCode.DECODE_TRUNCATED],
       ['KEM length 1087', hs(patched(c1, 0, [0x3f, 0x04], [0x40, 0x04])), LpErrorCode.KEM_BAD_CIPHERTEXT],
       ['one byte short', hs(c1.subarray(0, c1.length - 1)), LpErrorCode.BAD_CONTENT_LENGTH],
       ['one byte extra', hs(append(c1, 0)), LpErrorCode.BAD_CONTENT_LENGTH],
+      ['counter 1', hs(c1, 1), LpErrorCode.UNEXPECTED_COUNTER],
       // The binder covers ciphertext and Noise message: any change is refused before decapsulation or Noise.
       ['binder flipped', hs(flip(c1, c1.length - 1)), LpErrorCode.BAD_BINDER],
       ['KEM ciphertext flipped', hs(flip(c1, 2 + 100)), LpErrorCode.BAD_BINDER],
@@ -550,26 +601,24 @@ describe('handshake state machines reject garbled input without changing state',
       ['Noise e flipped', hs(flip(c1, 2 + 1088 + 5)), LpErrorCode.BAD_BINDER],
       ['Noise e = 0 (low order)', hs(patched(c1, 2 + 1088, new Uint8Array(32))), LpErrorCode.BAD_BINDER],
       ['sealed-looking trailer', patched(msg1, msg1.length - 16, fill(0xaa, 16)), LpErrorCode.BAD_TRAILER],
+      ['a KKTRequest with other padding', kktRequestPacket(idx, append(parseClear(kktRequest).content, 0)), LpErrorCode.UNEXPECTED_MESSAGE],
     ];
     for (const [name, bytes, code] of cases) {
       assertLpError(() => resp.receive(bytes), code, name);
       assert.equal(resp.stage, ResponderStage.AwaitMsg1, `${name}: stage unchanged`);
       assert.equal(resp.keyed, false);
     }
-    // A repeated KKTRequest (here padded, as a UDP client re-sends after an unanswered short one) is answered
-    // again; the frame is the same, so the response and hence the PSK transcript are too.
-    const again = resp.receive(kktRequestPacket(idx, append(parseClear(kktRequest).content, 0))).reply as Uint8Array;
-    assert.equal(parseClear(again).type, MessageType.KKTResponse);
-    assert.deepEqual(parseClear(again).content, parseClear(kktResp).content);
-    assert.equal(resp.stage, ResponderStage.AwaitMsg1);
     const r2 = resp.receive(msg1);
     assert.equal(resp.stage, ResponderStage.AwaitMsg3);
+    assert.equal(parseHeader(r2.reply as Uint8Array).counter, 0, 'message 2 is r2i counter 0');
+    assert.deepEqual(resp.receive(msg1).reply, r2.reply, 'a re-sent message 1 gets the same message 2');
     const msg3 = sendOf(ini.receive(r2.reply as Uint8Array, nowSec()));
+    assert.equal(parseHeader(msg3).counter, 0, 'message 3 is i2r counter 0');
     const cases3: [string, Uint8Array, LpErrorCode][] = [
       ['ciphertext flipped', flip(msg3, 20), LpErrorCode.AEAD_TAG_MISMATCH],
       ['tag flipped', flip(msg3, msg3.length - 1), LpErrorCode.AEAD_TAG_MISMATCH],
-      ['counter altered', flip(msg3, 4, 0x40), LpErrorCode.AEAD_TAG_MISMATCH],
-      ['cleartext message 3', serializeClear({ receiverIndex: idx, counter: 2, type: MessageType.Handshake, content: fill(0, 64) }), LpErrorCode.AEAD_TAG_MISMATCH],
+      ['counter altered', flip(msg3, 4, 0x40), LpErrorCode.UNEXPECTED_COUNTER],
+      ['cleartext message 3', serializeClear({ receiverIndex: idx, counter: 0, type: MessageType.Handshake, content: fill(0, 64) }), LpErrorCode.AEAD_TAG_MISMATCH],
       ['truncated', msg3.subarray(0, 33), LpErrorCode.PACKET_TOO_SHORT],
     ];
     for (const [name, bytes, code] of cases3) {
@@ -578,24 +627,27 @@ describe('handshake state machines reject garbled input without changing state',
     }
     const done = resp.receive(msg3);
     assert.ok(done.session && done.reply && !done.failed);
+    assert.equal(parseHeader(done.reply).counter, 1, 'the final Ack is r2i counter 1');
     assert.equal(resp.stage, ResponderStage.Established);
     const est = ini.receive(done.reply, nowSec());
     assert.equal(est.kind, 'established');
     assertLpError(() => resp.receive(flip(msg3, 20)), LpErrorCode.INVALID_STATE, 'established handshake takes no more input');
   });
 
-  test('MemoryGateway: a garbled KKTRequest throws the decoder code and the stored handshake keeps its stage', () => {
+  test('MemoryGateway: a garbled KKTRequest throws its code and creates nothing; a garbled message 1 leaves the stage', () => {
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
     const ini = new InitiatorHandshake(clientConfig());
     const ack = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
+    assert.equal(gw.handshakes.size, 0, 'a ClientHello creates nothing');
     const kktReq = sendOf(ini.receive(ack, nowSec()));
     const idx = ini.receiverIndex;
-    assertLpError(() => gw.handle(kktRequestPacket(idx, parseClear(kktReq).content.subarray(0, 40))), LpErrorCode.KKT_BAD_FRAME);
-    assertLpError(() => gw.handle(kktRequestPacket(idx, flip(parseClear(kktReq).content, 80))), LpErrorCode.KKT_BAD_SIGNATURE);
-    assert.equal(gw.handshakes.get(idx)?.stage, ResponderStage.AwaitKkt);
+    assertLpError(() => gw.handle(kktRequestPacket(idx, parseClear(kktReq).content.subarray(0, 40))), LpErrorCode.DECODE_TRUNCATED);
+    assertLpError(() => gw.handle(kktRequestPacket(idx, flip(parseClear(kktReq).content, FRAME_AT + 80))), LpErrorCode.KKT_BAD_SIGNATURE);
+    assert.equal(gw.handshakes.size, 0);
     let out = ini.receive(gw.handle(kktReq) as Uint8Array, nowSec());
+    assert.equal(gw.handshakes.get(idx)?.stage, ResponderStage.AwaitMsg1);
     const msg1 = sendOf(out);
-    assertLpError(() => gw.handle(serializeClear({ receiverIndex: idx, counter: 1, type: MessageType.Handshake, content: parseClear(msg1).content.subarray(0, 100) })), LpErrorCode.BAD_CONTENT_LENGTH);
+    assertLpError(() => gw.handle(serializeClear({ receiverIndex: idx, counter: 0, type: MessageType.Handshake, content: parseClear(msg1).content.subarray(0, 100) })), LpErrorCode.BAD_CONTENT_LENGTH);
     assert.equal(gw.handshakes.get(idx)?.stage, ResponderStage.AwaitMsg1);
     out = ini.receive(gw.handle(msg1) as Uint8Array, nowSec());
     out = ini.receive(gw.handle(sendOf(out)) as Uint8Array, nowSec());
@@ -611,6 +663,8 @@ describe('handshake state machines reject garbled input without changing state',
     const idx = ini.receiverIndex;
     assertLpError(() => ini.receive(rawPacket({ receiverIndex: idx, type: MessageType.KKTResponse }), nowSec()), LpErrorCode.UNEXPECTED_MESSAGE);
     assertLpError(() => ini.receive(rawPacket({ receiverIndex: (idx + 1) >>> 0 || 1, type: MessageType.Ack }), nowSec()), LpErrorCode.RECEIVER_INDEX_MISMATCH);
+    assertLpError(() => ini.receive(rawPacket({ receiverIndex: idx, type: MessageType.Ack }), nowSec()), LpErrorCode.BAD_TOKEN, 'an Ack without a token');
+    assertLpError(() => ini.receive(patched(ack, 4, [1]), nowSec()), LpErrorCode.UNEXPECTED_COUNTER, 'a cleartext Ack with counter 1');
     assert.equal(ini.stage, InitiatorStage.AwaitHelloReply);
     const kktReq = sendOf(ini.receive(ack, nowSec()));
     const kktResp = gw.handle(kktReq) as Uint8Array;
@@ -619,6 +673,7 @@ describe('handshake state machines reject garbled input without changing state',
       [flip(kktResp, 100), LpErrorCode.KKT_BAD_SIGNATURE],
       [kktResp.subarray(0, 200), LpErrorCode.BAD_TRAILER],
       [serializeClear({ receiverIndex: idx, counter: 0, type: MessageType.KKTResponse, content: parseClear(kktResp).content.subarray(0, 100) }), LpErrorCode.KKT_BAD_FRAME],
+      [flip(kktResp, kktResp.length - 20), LpErrorCode.KKT_BAD_SIGNATURE], // the gateway nonce is signed too
     ] as const) {
       assertLpError(() => ini.receive(bytes, nowSec()), code);
       assert.equal(ini.stage, InitiatorStage.AwaitKktResponse);
@@ -630,7 +685,7 @@ describe('handshake state machines reject garbled input without changing state',
     assert.equal(ini.stage, InitiatorStage.AwaitMsg2);
     const msg3 = sendOf(ini.receive(msg2, nowSec()));
     const finalAck = gw.handle(msg3) as Uint8Array;
-    assertLpError(() => ini.receive(msg2, nowSec()), LpErrorCode.UNEXPECTED_MESSAGE, 'message 2 again, expecting the Ack');
+    assertLpError(() => ini.receive(msg2, nowSec()), LpErrorCode.UNEXPECTED_COUNTER, 'message 2 again (counter 0), expecting the Ack (counter 1)');
     assertLpError(() => ini.receive(flip(finalAck, finalAck.length - 3), nowSec()), LpErrorCode.AEAD_TAG_MISMATCH);
     assert.equal(ini.stage, InitiatorStage.AwaitAck);
     assert.equal(ini.receive(finalAck, nowSec()).kind, 'established');
@@ -770,15 +825,25 @@ describe('sessions: replay, old counters, tampering', () => {
     assert.equal(out.delivered?.kind, 'ping');
   });
 
-  test('Session.receive: authenticated but undecodable inner content gets the inner code and is not consumed', () => {
+  test('Session.receive: authenticated but undecodable inner content gets the inner code (an AppMessage: reported, its counter spent)', () => {
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
     const { session: client } = runHandshake(gw);
     const gws = gw.sessions.get(client.receiverIndex) as Session;
     assertLpError(() => gws.receive(client.seal(MessageType.EncryptedData, fill(1, 10))), LpErrorCode.NOISE_BAD_MESSAGE, 'shorter than a Noise tag');
     assertLpError(() => gws.receive(client.seal(MessageType.EncryptedData, fill(1, 40))), LpErrorCode.NOISE_DECRYPT);
-    assertLpError(() => gws.receive(client.sendRaw(new Uint8Array(u32le(9)))), LpErrorCode.DECODE_BAD_ENUM);
-    assertLpError(() => gws.receive(client.sendRaw(append(encodeAppMessage({ kind: 'ping', payload: EMPTY }), 0))), LpErrorCode.DECODE_TRAILING_BYTES);
-    assertLpError(() => gws.receive(client.sendRaw(new Uint8Array([5, 0, 0]))), LpErrorCode.DECODE_TRUNCATED);
+    // A Noise-authenticated plaintext that is no AppMessage this side knows: reported (the gateway answers Error with
+    // the code, DESIGN.md §8), and its counter is spent (a copy is a retransmission, not a second attempt).
+    for (const [plain, code] of [
+      [new Uint8Array(u32le(9)), LpErrorCode.DECODE_BAD_ENUM],
+      [append(encodeAppMessage({ kind: 'ping', payload: EMPTY }), 0), LpErrorCode.DECODE_TRAILING_BYTES],
+      [new Uint8Array([5, 0, 0]), LpErrorCode.DECODE_TRUNCATED],
+    ] as const) {
+      const packet = client.sendRaw(plain);
+      const out = gws.receive(packet);
+      assert.equal(out.undecodable?.code, code);
+      assert.equal(out.delivered, undefined);
+      assertLpError(() => gws.receive(packet), LpErrorCode.REPLAY, 'its counter was spent');
+    }
     assertLpError(() => gws.receive(client.seal(MessageType.SubsessionKK1, fill(0, 3))), LpErrorCode.DECODE_TRUNCATED, 'KK1 payload');
     assertLpError(() => gws.receive(client.seal(MessageType.SubsessionKK1, encodeSubsessionPayload(fill(0, 1025)))), LpErrorCode.DECODE_BAD_LENGTH, 'KK1 payload');
     assertLpError(() => gws.receive(client.seal(MessageType.SubsessionKK1, encodeSubsessionPayload(fill(0, 10)))), LpErrorCode.NOISE_BAD_MESSAGE, 'KK1 too short for e');
@@ -856,45 +921,60 @@ describe('KKT', () => {
     const ini = new InitiatorHandshake(clientConfig());
     const ack = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
     const kktReq = sendOf(ini.receive(ack, nowSec()));
-    const sid = decodeKktFrame(parseClear(kktReq).content).sessionId;
+    const kc = parseClear(kktReq).content;
+    const idx = ini.receiverIndex;
+    const token = kc.subarray(100, FRAME_AT);
+    const sid = decodeKktFrame(kc.subarray(FRAME_AT)).sessionId;
     const otherSid = flip(sid, 0);
-    const otherReq = buildKktRequest(prims, kem, clientKeys.ed25519, otherSid);
-    const outcome = processKktRequest(prims, kem, gatewayKeys.ed25519, gatewayKeys.kem.publicKey, clientKeys.ed25519.publicKey, otherReq.content);
+    const nonce = fill(0x45, 32);
+    const otherReq = buildKktRequest(prims, kem, clientKeys.ed25519, otherSid, kktBinding(idx, token));
+    const outcome = processKktRequest(prims, kem, gatewayKeys.ed25519, gatewayKeys.kem.publicKey, clientKeys.ed25519.publicKey, otherReq.content, kktBinding(idx, token), kktBinding(idx, token, nonce));
     assert.equal(outcome.ok, true);
-    const forged = serializeClear({ receiverIndex: ini.receiverIndex, counter: 0, type: MessageType.KKTResponse, content: outcome.response });
+    const forged = serializeClear({ receiverIndex: idx, counter: 0, type: MessageType.KKTResponse, content: concat(outcome.response, nonce) });
     assertLpError(() => ini.receive(forged, nowSec()), LpErrorCode.KKT_SESSION_ID_MISMATCH);
-    assertLpError(() => processKktResponse(prims, kem, gatewayKeys.ed25519.publicKey, gatewayKeys.kemKeyHash, parseClear(kktReq).content, outcome.response), LpErrorCode.KKT_SESSION_ID_MISMATCH);
+    assertLpError(() => processKktResponse(prims, kem, gatewayKeys.ed25519.publicKey, gatewayKeys.kemKeyHash, kc.subarray(FRAME_AT), outcome.response, kktBinding(idx, token, nonce)), LpErrorCode.KKT_SESSION_ID_MISMATCH);
     assert.equal(ini.stage, InitiatorStage.AwaitKktResponse);
     // The genuine response still works.
     sendOf(ini.receive(gw.handle(kktReq) as Uint8Array, nowSec()));
     assert.equal(ini.stage, InitiatorStage.AwaitMsg2);
   });
 
-  test('a KKTRequest signed by a key other than the ClientHello key is LP_ERR_KKT_BAD_SIGNATURE at the gateway', () => {
-    const { resp, kktRequest } = responderRig();
-    const foreign = buildKktRequest(prims, kem, otherClientKeys.ed25519, fill(0x77, 16));
-    assertLpError(() => resp.receive(kktRequestPacket(resp.receiverIndex, foreign.content)), LpErrorCode.KKT_BAD_SIGNATURE);
-    assert.equal(resp.stage, ResponderStage.AwaitKkt);
-    assert.ok(resp.receive(kktRequest).reply);
+  test('a KKTRequest signed by a key other than the ClientHello key, or for another index or token, is LP_ERR_KKT_BAD_SIGNATURE', () => {
+    const { ini, kktRequest, accept, handshake } = responderRig();
+    const idx = ini.receiverIndex;
+    const prefix = parseClear(kktRequest).content.subarray(0, FRAME_AT);
+    const token = prefix.subarray(100);
+    const foreign = buildKktRequest(prims, kem, otherClientKeys.ed25519, fill(0x77, 16), kktBinding(idx, token));
+    assertLpError(() => accept(kktRequestPacket(idx, concat(prefix, foreign.content))), LpErrorCode.KKT_BAD_SIGNATURE, 'another key');
+    // A request pre-signed for another index or token cannot serve this handshake (the flood of issue 12).
+    for (const binding of [kktBinding((idx + 1) >>> 0, token), kktBinding(idx, fill(0x42, 32)), kktBinding(idx, token, fill(1, 32))]) {
+      const other = buildKktRequest(prims, kem, clientKeys.ed25519, fill(0x78, 16), binding);
+      assertLpError(() => accept(kktRequestPacket(idx, concat(prefix, other.content))), LpErrorCode.KKT_BAD_SIGNATURE);
+    }
+    assert.equal(handshake().resp.stage, ResponderStage.AwaitMsg1);
   });
 
-  function x25519Request(sessionId: Uint8Array): Uint8Array {
+  function x25519Request(sessionId: Uint8Array, binding: Uint8Array): Uint8Array {
     const ctx: KktContext = { version: 1, sequence: 0, status: KktStatus.Ok, mode: KktMode.OneWay, role: KktRole.Initiator, kem: KktKem.X25519, hash: KktHash.Blake3, hashLen: 0, signature: KktSignature.Ed25519 };
-    return encodeKktFrame(ctx, EMPTY, sessionId, (m) => prims.ed25519Sign(clientKeys.ed25519.secretKey, m));
+    return encodeKktFrame(ctx, EMPTY, sessionId, (m) => prims.ed25519Sign(clientKeys.ed25519.secretKey, concat(m, binding)));
   }
 
-  test('a KKTRequest for X25519 (KEM 255) gets a signed UnsupportedCiphersuite refusal; the handshake fails and is removed', () => {
+  test('a KKTRequest for X25519 (KEM 255) gets a signed UnsupportedCiphersuite refusal and nothing is kept', () => {
     const sid = fill(0x31, 16);
-    const { resp } = responderRig();
-    const request = kktRequestPacket(resp.receiverIndex, x25519Request(sid));
-    const out = resp.receive(request);
-    assert.ok(out.failed instanceof LpError);
-    assert.equal(out.failed.code, LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE);
-    assert.equal(out.session, undefined);
-    assert.equal(resp.stage, ResponderStage.Failed);
-    const reply = out.reply as Uint8Array;
+    const { ini, kktRequest, accept } = responderRig();
+    const idx = ini.receiverIndex;
+    const prefix = parseClear(kktRequest).content.subarray(0, FRAME_AT);
+    const token = prefix.subarray(100);
+    const request = kktRequestPacket(idx, concat(prefix, x25519Request(sid, kktBinding(idx, token))));
+    const out = accept(request);
+    assert.equal(out.kind, 'refused');
+    if (out.kind !== 'refused') return;
+    assert.equal(out.error.code, LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE);
+    const reply = out.reply;
     assert.ok(reply.length <= request.length, 'refusal is no larger than the request (anti-amplification)');
-    const frame = decodeKktFrame(parseClear(reply).content);
+    const content = parseClear(reply).content;
+    const nonce = content.subarray(content.length - GATEWAY_NONCE_LEN);
+    const frame = decodeKktFrame(content.subarray(0, content.length - GATEWAY_NONCE_LEN));
     assert.equal(parseClear(reply).type, MessageType.KKTResponse);
     assert.equal(frame.context.status, KktStatus.UnsupportedCiphersuite);
     assert.equal(frame.context.role, KktRole.Responder);
@@ -902,18 +982,16 @@ describe('KKT', () => {
     assert.equal(frame.context.kem, KktKem.X25519);
     assert.equal(frame.body.length, 0);
     assert.deepEqual(frame.sessionId, sid);
-    assert.ok(prims.ed25519Verify(gatewayKeys.ed25519.publicKey, frame.signed, frame.signature), 'refusal is signed by the gateway');
-    assertLpError(() => resp.receive(request), LpErrorCode.INVALID_STATE, 'a failed handshake takes no more input (refusals are not cached)');
+    assert.ok(prims.ed25519Verify(gatewayKeys.ed25519.publicKey, concat(frame.signed, kktBinding(idx, token, nonce)), frame.signature), 'refusal is signed by the gateway over frame ‖ index ‖ token ‖ nonce');
 
-    // Through the router: the handshake is removed at once.
+    // Through the router: nothing is kept.
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
-    const ini = new InitiatorHandshake(clientConfig());
-    gw.handle(sendOf(ini.start(nowSec())));
-    assert.equal(gw.handshakes.size, 1);
-    const refusal = gw.handle(kktRequestPacket(ini.receiverIndex, x25519Request(sid)));
+    const ini2 = new InitiatorHandshake(clientConfig());
+    const ack = gw.handle(sendOf(ini2.start(nowSec()))) as Uint8Array;
+    const prefix2 = parseClear(sendOf(ini2.receive(ack, nowSec()))).content.subarray(0, FRAME_AT);
+    const refusal = gw.handle(kktRequestPacket(ini2.receiverIndex, concat(prefix2, x25519Request(sid, kktBinding(ini2.receiverIndex, prefix2.subarray(100))))));
     assert.ok(refusal);
     assert.equal(gw.handshakes.size, 0);
-    assert.equal(gw.handle(kktRequestPacket(ini.receiverIndex, x25519Request(sid))), null, 'index unknown now');
   });
 
   test('a client receiving an UnsupportedCiphersuite refusal throws LP_ERR_KKT_UNSUPPORTED_CIPHERSUITE', () => {
@@ -924,21 +1002,22 @@ describe('KKT', () => {
     const ack = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
     const refusal = gw.handle(sendOf(ini.receive(ack, nowSec()))) as Uint8Array;
     assert.equal(gw.handshakes.size, 0, 'gateway dropped the failed handshake');
-    assert.equal(decodeKktFrame(parseClear(refusal).content).context.status, KktStatus.UnsupportedCiphersuite);
+    assert.equal(decodeKktFrame(decodeKktResponseContent(parseClear(refusal).content).frame).context.status, KktStatus.UnsupportedCiphersuite);
     assertLpError(() => ini.receive(refusal, nowSec()), LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE);
 
     // Same with a hand-built refusal of an X25519 request carrying the client's session id.
     const gw2 = new MemoryGateway(defaultSuite, gatewayKeys);
     const ini2 = new InitiatorHandshake(clientConfig());
     const ack2 = gw2.handle(sendOf(ini2.start(nowSec()))) as Uint8Array;
-    const req2 = decodeKktFrame(parseClear(sendOf(ini2.receive(ack2, nowSec()))).content);
-    const refusalFrame = encodeKktFrame({ ...req2.context, sequence: 1, role: KktRole.Responder, status: KktStatus.UnsupportedCiphersuite }, EMPTY, req2.sessionId, (m) =>
-      prims.ed25519Sign(gatewayKeys.ed25519.secretKey, m),
-    );
-    assertLpError(() => ini2.receive(serializeClear({ receiverIndex: ini2.receiverIndex, counter: 0, type: MessageType.KKTResponse, content: refusalFrame }), nowSec()), LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE);
+    const c2 = parseClear(sendOf(ini2.receive(ack2, nowSec()))).content;
+    const req2 = decodeKktFrame(c2.subarray(FRAME_AT));
+    const nonce = fill(0x45, 32);
+    const sign = (m: Uint8Array): Uint8Array => prims.ed25519Sign(gatewayKeys.ed25519.secretKey, concat(m, kktBinding(ini2.receiverIndex, c2.subarray(100, FRAME_AT), nonce)));
+    const refusalFrame = encodeKktFrame({ ...req2.context, sequence: 1, role: KktRole.Responder, status: KktStatus.UnsupportedCiphersuite }, EMPTY, req2.sessionId, sign);
+    assertLpError(() => ini2.receive(serializeClear({ receiverIndex: ini2.receiverIndex, counter: 0, type: MessageType.KKTResponse, content: concat(refusalFrame, nonce) }), nowSec()), LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE);
     // Other statuses are a generic responder error.
-    const other = encodeKktFrame({ ...req2.context, sequence: 1, role: KktRole.Responder, status: KktStatus.InvalidKey }, EMPTY, req2.sessionId, (m) => prims.ed25519Sign(gatewayKeys.ed25519.secretKey, m));
-    assertLpError(() => ini2.receive(serializeClear({ receiverIndex: ini2.receiverIndex, counter: 0, type: MessageType.KKTResponse, content: other }), nowSec()), LpErrorCode.KKT_RESPONDER_ERROR);
+    const other = encodeKktFrame({ ...req2.context, sequence: 1, role: KktRole.Responder, status: KktStatus.InvalidKey }, EMPTY, req2.sessionId, sign);
+    assertLpError(() => ini2.receive(serializeClear({ receiverIndex: ini2.receiverIndex, counter: 0, type: MessageType.KKTResponse, content: concat(other, nonce) }), nowSec()), LpErrorCode.KKT_RESPONDER_ERROR);
   });
 });
 
@@ -958,38 +1037,45 @@ function helloPacket(o: { index?: number; ts: number; x25519?: Uint8Array; ed255
 describe('ClientHello and identity binding', () => {
   const NOW = 1_800_000_000;
 
+  const hctx = { nowSec: NOW, source: '192.0.2.1' };
+  const tokens = new RoutabilityTokens(prims);
+  const answer = (cfg: ResponderConfig, b: Uint8Array): ReturnType<typeof answerClientHello> => answerClientHello(cfg, tokens, b, hctx);
+
   test('timestamp: 31 s old → LP_ERR_TIMESTAMP_TOO_OLD, 31 s ahead → LP_ERR_TIMESTAMP_TOO_NEW, exactly ±30 s accepted', () => {
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: NOW - 31 }), NOW, () => false), LpErrorCode.TIMESTAMP_TOO_OLD);
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: NOW + 31 }), NOW, () => false), LpErrorCode.TIMESTAMP_TOO_NEW);
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: 0 }), NOW, () => false), LpErrorCode.TIMESTAMP_TOO_OLD);
-    for (const ts of [NOW - 30, NOW, NOW + 30]) assert.equal(acceptClientHello(responderCfg, helloPacket({ ts }), NOW, () => false).kind, 'accepted', `ts ${ts - NOW}`);
+    assertLpError(() => answer(responderCfg, helloPacket({ ts: NOW - 31 })), LpErrorCode.TIMESTAMP_TOO_OLD);
+    assertLpError(() => answer(responderCfg, helloPacket({ ts: NOW + 31 })), LpErrorCode.TIMESTAMP_TOO_NEW);
+    assertLpError(() => answer(responderCfg, helloPacket({ ts: 0 })), LpErrorCode.TIMESTAMP_TOO_OLD);
+    for (const ts of [NOW - 30, NOW, NOW + 30]) assert.equal(answer(responderCfg, helloPacket({ ts })).kind, 'ack', `ts ${ts - NOW}`);
     // configurable tolerance
     const strict = { ...responderCfg, timestampToleranceSec: 5 };
-    assertLpError(() => acceptClientHello(strict, helloPacket({ ts: NOW - 6 }), NOW, () => false), LpErrorCode.TIMESTAMP_TOO_OLD);
-    assert.equal(acceptClientHello(strict, helloPacket({ ts: NOW - 5 }), NOW, () => false).kind, 'accepted');
+    assertLpError(() => answer(strict, helloPacket({ ts: NOW - 6 })), LpErrorCode.TIMESTAMP_TOO_OLD);
+    assert.equal(answer(strict, helloPacket({ ts: NOW - 5 })).kind, 'ack');
     // u64 timestamps far in the future
     const far = patched(helloPacket({ ts: NOW }), 18 + 68 + 4, [0xff, 0xff, 0xff, 0xff]);
-    assertLpError(() => acceptClientHello(responderCfg, far, NOW, () => false), LpErrorCode.TIMESTAMP_TOO_NEW);
+    assertLpError(() => answer(responderCfg, far), LpErrorCode.TIMESTAMP_TOO_NEW);
   });
 
-  test('acceptClientHello: wrong header index / type / content are refused with their codes', () => {
+  test('answerClientHello: a 66-byte Ack with a 32-byte token to the proposed index, counter 0; nothing kept', () => {
+    const reply = parseClear(answer(responderCfg, helloPacket({ ts: NOW, index: 0x4321 })).reply);
+    assert.equal(reply.type, MessageType.Ack);
+    assert.equal(reply.receiverIndex, 0x4321);
+    assert.equal(reply.counter, 0);
+    assert.equal(reply.content.length, ROUTABILITY_TOKEN_LEN);
+    assert.equal(answer(responderCfg, helloPacket({ ts: NOW })).reply.length, 66);
+  });
+
+  test('answerClientHello: wrong header index / counter / type / content are refused with their codes', () => {
     const good = helloPacket({ ts: NOW });
-    assertLpError(() => acceptClientHello(responderCfg, patched(good, 0, [1]), NOW, () => false), LpErrorCode.RECEIVER_INDEX_MISMATCH);
-    assertLpError(() => acceptClientHello(responderCfg, rawPacket({ type: MessageType.Ack }), NOW, () => false), LpErrorCode.UNEXPECTED_MESSAGE);
-    assertLpError(() => acceptClientHello(responderCfg, rawPacket({ type: MessageType.ClientHello, content: fill(0, 99) }), NOW, () => false), LpErrorCode.BAD_CONTENT_LENGTH);
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: NOW, ed25519: fill(0xff, 32), x25519: fill(0, 32) }), NOW, () => false), LpErrorCode.BAD_PUBLIC_KEY);
-    const identityPoint = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)); // small order: refused by the conversion
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: NOW, ed25519: identityPoint, x25519: fill(0, 32) }), NOW, () => false), LpErrorCode.BAD_PUBLIC_KEY);
+    assertLpError(() => answer(responderCfg, patched(good, 0, [1])), LpErrorCode.RECEIVER_INDEX_MISMATCH);
+    assertLpError(() => answer(responderCfg, patched(good, 4, [1])), LpErrorCode.UNEXPECTED_COUNTER);
+    assertLpError(() => answer(responderCfg, rawPacket({ type: MessageType.Ack })), LpErrorCode.UNEXPECTED_MESSAGE);
+    assertLpError(() => answer(responderCfg, rawPacket({ type: MessageType.ClientHello, content: fill(0, 99) })), LpErrorCode.BAD_CONTENT_LENGTH);
   });
 
   test('receiver index 0: a ClientHello proposing it gets Collision; an InitiatorHandshake refuses it', () => {
-    const out = acceptClientHello(responderCfg, helloPacket({ index: 0, ts: NOW }), NOW, () => false);
+    const out = answer(responderCfg, helloPacket({ index: 0, ts: NOW }));
     assert.equal(out.kind, 'collision');
-    const reply = parseClear(out.reply);
-    assert.equal(reply.type, MessageType.Collision);
-    const inUse = acceptClientHello(responderCfg, helloPacket({ index: 77, ts: NOW }), NOW, (i) => i === 77);
-    assert.equal(inUse.kind, 'collision');
-    assert.equal(parseClear(inUse.reply).receiverIndex, 77);
+    assert.equal(parseClear(out.reply).type, MessageType.Collision);
 
     const gw = new MemoryGateway(defaultSuite, gatewayKeys, () => NOW);
     assert.equal(parseClear(gw.handle(helloPacket({ index: 0, ts: NOW })) as Uint8Array).type, MessageType.Collision);
@@ -1004,8 +1090,11 @@ describe('ClientHello and identity binding', () => {
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
     const first = runHandshake(gw, clientConfig({ receiverIndex: 4242 }));
     const ini = new InitiatorHandshake(clientConfig({ receiverIndex: 4242 }));
-    const collision = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
+    // The index is checked when the KKTRequest arrives (the hello is answered statelessly).
+    const ack = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
+    const collision = gw.handle(sendOf(ini.receive(ack, nowSec()))) as Uint8Array;
     assert.equal(parseClear(collision).type, MessageType.Collision);
+    assert.equal(ini.stage, InitiatorStage.AwaitKktResponse);
     const hello2 = sendOf(ini.receive(collision, nowSec()));
     assert.equal(ini.collisions, 1);
     assert.notEqual(ini.receiverIndex, 4242);
@@ -1018,9 +1107,9 @@ describe('ClientHello and identity binding', () => {
     const mixed = { ed25519: clientKeys.ed25519, x25519: otherClientKeys.x25519 };
     const gw = new MemoryGateway(defaultSuite, gatewayKeys);
     const ini = new InitiatorHandshake(clientConfig({ client: mixed }));
-    assertLpError(() => gw.handle(sendOf(ini.start(nowSec()))), LpErrorCode.CLIENT_KEY_MISMATCH);
+    const ack = gw.handle(sendOf(ini.start(nowSec()))) as Uint8Array;
+    assertLpError(() => gw.handle(sendOf(ini.receive(ack, nowSec()))), LpErrorCode.CLIENT_KEY_MISMATCH);
     assert.equal(gw.handshakes.size, 0);
-    assertLpError(() => acceptClientHello(responderCfg, helloPacket({ ts: NOW, x25519: otherClientKeys.x25519.publicKey }), NOW, () => false), LpErrorCode.CLIENT_KEY_MISMATCH);
   });
 
   /**
@@ -1031,31 +1120,31 @@ describe('ClientHello and identity binding', () => {
    * key can then catch the substitution.
    */
   function runToMsg3(noiseStatic: typeof clientKeys.x25519): { resp: ResponderHandshake; out: ReturnType<ResponderHandshake['receive']> } {
-    const { ini, hello, resp, kktRequest } = responderRig();
+    const { ini, hello, kktRequest, handshake } = responderRig();
+    const { resp, kktResponse: kktResp } = handshake();
     const index = ini.receiverIndex;
-    const kktResp = resp.receive(kktRequest).reply as Uint8Array;
-    const requestFrame = parseClear(kktRequest).content; // unpadded: content is the frame
-    const { salt, clientEd25519 } = decodeClientHello(parseClear(hello).content);
+    const reqContent = parseClear(kktRequest).content; // unpadded: hello ‖ token ‖ frame
+    const token = reqContent.subarray(100, FRAME_AT);
+    const requestFrame = reqContent.subarray(FRAME_AT);
+    const helloContent = parseClear(hello).content;
+    const { clientEd25519 } = decodeClientHello(helloContent);
     assert.deepEqual(new Uint8Array(clientEd25519), new Uint8Array(clientKeys.ed25519.publicKey), 'ClientHello is A');
-    const { kemPublicKey, frame } = processKktResponse(prims, kem, gatewayKeys.ed25519.publicKey, gatewayKeys.kemKeyHash, requestFrame, parseClear(kktResp).content);
+    const { frame: responseFrame, gatewayNonce } = decodeKktResponseContent(parseClear(kktResp).content);
+    const { kemPublicKey, frame } = processKktResponse(prims, kem, gatewayKeys.ed25519.publicKey, gatewayKeys.kemKeyHash, requestFrame, responseFrame, kktBinding(index, token, gatewayNonce));
     const { ciphertext, sharedSecret } = kem.encapsulate(kemPublicKey, fill(0x99, 32));
     const gatewayX = prims.ed25519PkToX25519(gatewayKeys.ed25519.publicKey);
-    const psk = derivePsk(prims, {
-      kemSharedSecret: sharedSecret,
-      staticDh: prims.x25519(clientKeys.x25519.secretKey, gatewayX),
-      salt,
-      receiverIndex: index,
-      transcriptHash: kktTranscriptHash(prims, requestFrame, frame.raw, ciphertext),
-    });
+    const transcript = kktTranscriptHash(prims, helloContent, token, requestFrame, frame.raw, gatewayNonce);
+    const staticDh = prims.x25519(clientKeys.x25519.secretKey, gatewayX);
+    const psk = derivePsk(prims, { kemSharedSecret: sharedSecret, staticDh, transcript, kemCiphertext: ciphertext });
     const noise = new HandshakeState(prims, { pattern: NOISE_PATTERN, initiator: true, s: noiseStatic, rs: gatewayX, psks: [psk] });
     const noiseMsg1 = noise.writeMessage(EMPTY);
-    const binder = msg1Binder(prims, prims.x25519(clientKeys.x25519.secretKey, gatewayX), salt, index, encodeHandshake1(ciphertext, noiseMsg1));
-    const msg1 = serializeClear({ receiverIndex: index, counter: 1, type: MessageType.Handshake, content: encodeHandshake1(ciphertext, noiseMsg1, binder) });
+    const binder = msg1Binder(prims, staticDh, transcript, encodeHandshake1(ciphertext, noiseMsg1));
+    const msg1 = serializeClear({ receiverIndex: index, counter: 0, type: MessageType.Handshake, content: encodeHandshake1(ciphertext, noiseMsg1, binder) });
     const keys = outerKeys(prims, psk);
     const msg2 = resp.receive(msg1).reply as Uint8Array;
     assert.equal(resp.stage, ResponderStage.AwaitMsg3);
     noise.readMessage(openPacket(prims, keys.r2i, msg2).content);
-    const msg3 = sealPacket(prims, keys.i2r, { receiverIndex: index, counter: 2, type: MessageType.Handshake, content: noise.writeMessage(EMPTY) });
+    const msg3 = sealPacket(prims, keys.i2r, { receiverIndex: index, counter: 0, type: MessageType.Handshake, content: noise.writeMessage(EMPTY) });
     return { resp, out: resp.receive(msg3) };
   }
 
@@ -1159,7 +1248,8 @@ describe('session lifecycle states', () => {
     assertLpError(() => parent.sendRaw(EMPTY), LpErrorCode.SESSION_READ_ONLY);
     assertLpError(() => parent.seal(MessageType.Ack, EMPTY), LpErrorCode.SESSION_READ_ONLY);
     assertLpError(() => parent.initiateSubsession(), LpErrorCode.SESSION_READ_ONLY);
-    assertLpError(() => gwParent.reply({ kind: 'pong', payload: EMPTY }), LpErrorCode.SESSION_READ_ONLY);
+    // It still answers what it receives (DESIGN.md §6: a request on a demoted session gets an Error).
+    assert.equal(parent.receive(gwParent.reply({ kind: 'error', error: { code: 'LP_ERR_SESSION_READ_ONLY', message: '', retryAfterMs: null } })).delivered?.kind, 'error');
     assert.equal(parent.receive(lateFromGw).delivered?.kind, 'pong', 'demoted session still reads');
     // A KK1 reaching a read-only session cannot be answered (checked before its payload is even decoded).
     assertLpError(() => gwParent.receive(lateKk1), LpErrorCode.SESSION_READ_ONLY);

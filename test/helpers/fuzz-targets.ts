@@ -27,7 +27,11 @@ import {
   LpError,
   MessageType,
   Session,
-  acceptClientHello,
+  acceptKktRequest,
+  answerClientHello,
+  kktBinding,
+  RoutabilityTokens,
+  type PacketContext,
   buildKktRequest,
   decodeAppMessage,
   decodeBusy,
@@ -361,10 +365,12 @@ const APP_SAMPLES: AppMessage[] = [
 ];
 const APP_BYTES = APP_SAMPLES.map(encodeAppMessage);
 
+const FUZZ_BINDING = kktBinding(0x0badf00d, fill(0x42, 32));
+
 function kktRequestFrames(): Uint8Array[] {
-  const req = buildKktRequest(prims, kem, clientKeys.ed25519, fill(0x5a, 16));
-  const padded = buildKktRequest(prims, kem, clientKeys.ed25519, fill(0x5b, 16), 1271).content;
-  const ok = processKktRequest(prims, kem, gatewayKeys.ed25519, gatewayKeys.kem.publicKey, clientKeys.ed25519.publicKey, req.content);
+  const req = buildKktRequest(prims, kem, clientKeys.ed25519, fill(0x5a, 16), FUZZ_BINDING);
+  const padded = buildKktRequest(prims, kem, clientKeys.ed25519, fill(0x5b, 16), FUZZ_BINDING, 1271).content;
+  const ok = processKktRequest(prims, kem, gatewayKeys.ed25519, gatewayKeys.kem.publicKey, clientKeys.ed25519.publicKey, req.content, FUZZ_BINDING, kktBinding(0x0badf00d, fill(0x42, 32), fill(0x45, 32)));
   const refusalCtx: KktContext = { ...decodeKktFrame(req.frame).context, sequence: 1, role: KktRole.Responder, status: KktStatus.UnsupportedCiphersuite, kem: KktKem.X25519 };
   const refusal = encodeKktFrame(refusalCtx, new Uint8Array(0), fill(0x5a, 16), (m) => prims.ed25519Sign(gatewayKeys.ed25519.secretKey, m));
   const anon = encodeKktFrame({ ...decodeKktFrame(req.frame).context, role: KktRole.AnonymousInitiator }, new Uint8Array(0), fill(1, 16), null);
@@ -409,8 +415,20 @@ function gatewaySuite(): CryptoSuite {
   return seededSuite(GATEWAY_LABEL);
 }
 
-function responderCfg(): ResponderConfig {
-  return { suite: gatewaySuite(), keys: gatewayKeys };
+/** The source every fuzzed packet comes from (tokens bind it). */
+const FUZZ_SOURCE = '192.0.2.7';
+
+/** A gateway's responder configuration and token issuer on one fresh deterministic random stream. */
+function gatewayRig(): { cfg: ResponderConfig; tokens: RoutabilityTokens; ctx: PacketContext } {
+  const suite = gatewaySuite();
+  return { cfg: { suite, keys: gatewayKeys }, tokens: new RoutabilityTokens(suite.prims), ctx: { nowSec: NOW, source: FUZZ_SOURCE } };
+}
+
+/** Hello → Ack (token) → KKTRequest → an accepted handshake, on `rig`. */
+function acceptOn(rig: ReturnType<typeof gatewayRig>, kktRequest: Uint8Array): ResponderHandshake {
+  const out = acceptKktRequest(rig.cfg, rig.tokens, kktRequest, parseHeader(kktRequest), rig.ctx, () => false);
+  if (out.kind !== 'accepted') throw new Error(`KKT request ${out.kind}`);
+  return out.handshake;
 }
 
 function newInitiator(): InitiatorHandshake {
@@ -426,30 +444,31 @@ let transcriptCache: Transcript | null = null;
 function transcript(): Transcript {
   if (transcriptCache) return transcriptCache;
   const ini = newInitiator();
+  const rig = gatewayRig();
   const hello = sent(ini.start(NOW));
-  const acc = acceptClientHello(responderCfg(), hello, NOW, () => false);
-  if (acc.kind !== 'accepted') throw new Error('hello refused');
-  const resp = acc.handshake;
-  const kktRequest = sent(ini.receive(acc.reply, NOW));
-  const kktResponse = resp.receive(kktRequest).reply as Uint8Array;
+  const helloAck = answerClientHello(rig.cfg, rig.tokens, hello, rig.ctx).reply;
+  const kktRequest = sent(ini.receive(helloAck, NOW));
+  const out = acceptKktRequest(rig.cfg, rig.tokens, kktRequest, parseHeader(kktRequest), rig.ctx, () => false);
+  if (out.kind !== 'accepted') throw new Error(`KKT request ${out.kind}`);
+  const resp = out.handshake;
+  const kktResponse = out.reply;
   const msg1 = sent(ini.receive(kktResponse, NOW));
   const msg2 = resp.receive(msg1).reply as Uint8Array;
   const msg3 = sent(ini.receive(msg2, NOW));
   const finalAck = resp.receive(msg3).reply as Uint8Array;
   if (ini.receive(finalAck, NOW).kind !== 'established') throw new Error('transcript did not establish');
-  transcriptCache = { hello, kktRequest, msg1, msg3, helloAck: acc.reply, kktResponse, msg2, finalAck, index: ini.receiverIndex };
+  transcriptCache = { hello, kktRequest, msg1, msg3, helloAck, kktResponse, msg2, finalAck, index: ini.receiverIndex };
   return transcriptCache;
 }
 
-type ResponderStageName = 'await-kkt' | 'await-msg1' | 'await-msg3';
+type ResponderStageName = 'await-msg1' | 'await-msg3';
 
 /** A fresh gateway-side handshake at `stage`, built by replaying the deterministic transcript. */
 function responderAt(stage: ResponderStageName): ResponderHandshake {
   const t = transcript();
-  const acc = acceptClientHello(responderCfg(), t.hello, NOW, () => false);
-  if (acc.kind !== 'accepted') throw new Error('hello refused');
-  const h = acc.handshake;
-  if (stage !== 'await-kkt') h.receive(t.kktRequest);
+  const rig = gatewayRig();
+  answerClientHello(rig.cfg, rig.tokens, t.hello, rig.ctx); // same random stream as the transcript: same token
+  const h = acceptOn(rig, t.kktRequest);
   if (stage === 'await-msg3') h.receive(t.msg1);
   if (h.stage !== stage) throw new Error(`responder rebuild reached ${h.stage}, wanted ${stage}`);
   return h;
@@ -692,12 +711,12 @@ export const TARGETS: TargetSpec[] = [
 
   // ---- state machines ----
   {
-    name: 'acceptClientHello',
+    name: 'answerClientHello',
     random: 5000,
     mutated: 5000,
     setup: () => {
       const t = transcript();
-      const cfg = responderCfg();
+      const rig = gatewayRig();
       const hellos = [t.hello, ...[1, 2, 0xffffffff].map((index) => serializeClear({ receiverIndex: 0, counter: 0, type: MessageType.ClientHello, content: encodeClientHello({ receiverIndex: index, clientX25519: clientKeys.x25519.publicKey, clientEd25519: clientKeys.ed25519.publicKey, salt: makeSalt(NOW - 29, fill(9, 24)) }) }))];
       return {
         corpus: hellos,
@@ -711,10 +730,49 @@ export const TARGETS: TargetSpec[] = [
           const x25519 = r.chance(0.5) ? clientKeys.x25519.publicKey : r.bytes(32);
           return serializeClear({ receiverIndex: 0, counter: r.int(3), type: MessageType.ClientHello, content: encodeClientHello({ receiverIndex: r.chance(0.1) ? 0 : r.u32(), clientX25519: x25519, clientEd25519: ed, salt }) });
         },
+        run: (input) => {
+          const out = answerClientHello(rig.cfg, rig.tokens, input, rig.ctx);
+          const reply = parseClear(out.reply);
+          // Stateless and never amplifying: a 66-byte Ack (or a 34-byte Collision) for a 134-byte hello.
+          prop(out.reply.length <= input.length, 'hello answer larger than the hello');
+          if (out.kind === 'ack') prop(reply.type === MessageType.Ack && reply.content.length === 32 && reply.receiverIndex !== 0, 'Ack carries a token for a nonzero index');
+          else prop(reply.type === MessageType.Collision, 'collision reply is a Collision');
+        },
+      };
+    },
+  },
+  {
+    name: 'acceptKktRequest',
+    random: 3000,
+    mutated: 3000,
+    setup: () => {
+      const t = transcript();
+      const rig = gatewayRig();
+      answerClientHello(rig.cfg, rig.tokens, t.hello, rig.ctx); // the transcript's token verifies on this rig
+      const content = parseClear(t.kktRequest).content;
+      return {
+        corpus: [t.kktRequest],
+        randomInput: (r) => {
+          const x = r.int(4);
+          if (x === 0) return pureRandom(r, 2048);
+          if (x === 1) return structuredPacket(r, t.index, 1400);
+          // The genuine hello ‖ token, then a random frame (sometimes signed by the hello's key with the binding).
+          const frame = randomKktFrame(r);
+          if (r.chance(0.5) && frame.length >= 7 + 16 + 64) frame.set(prims.ed25519Sign(clientKeys.ed25519.secretKey, concat(frame.subarray(0, frame.length - 64), kktBinding(t.index, content.subarray(100, 132)))), frame.length - 64);
+          const prefix = new Uint8Array(content.subarray(0, 132));
+          if (x === 3) {
+            const at = r.int(132); // a flipped bit in the hello or the token
+            prefix[at] = (prefix[at] as number) ^ (1 << r.int(8));
+          }
+          return serializeClear({ receiverIndex: r.chance(0.9) ? t.index : r.u32(), counter: r.chance(0.9) ? 0 : r.int(4), type: MessageType.KKTRequest, content: concat(prefix, frame) });
+        },
         run: (input, r) => {
-          const out = acceptClientHello(cfg, input, NOW, (i) => i % 7 === 0 || r.chance(0.05));
-          if (out.kind === 'accepted') prop(out.handshake.receiverIndex !== 0, 'accepted index 0');
-          else prop(parseClear(out.reply).type === MessageType.Collision, 'collision reply is a Collision');
+          const out = acceptKktRequest(rig.cfg, rig.tokens, input, parseHeader(input), rig.ctx, () => r.chance(0.1));
+          const reply = parseClear(out.reply);
+          prop(reply.receiverIndex === t.index, 'answered an index other than the transcript one (the token binds it)');
+          if (out.kind === 'collision') prop(reply.type === MessageType.Collision, 'collision reply is a Collision');
+          else prop(reply.type === MessageType.KKTResponse, 'KKT answer is a KKTResponse');
+          if (out.kind === 'accepted') out.handshake.destroy();
         },
       };
     },
@@ -725,7 +783,7 @@ export const TARGETS: TargetSpec[] = [
     mutated: 3000,
     setup: () => {
       const t = transcript();
-      const stages: ResponderStageName[] = ['await-kkt', 'await-msg1', 'await-msg3'];
+      const stages: ResponderStageName[] = ['await-msg1', 'await-msg3'];
       const live = new Map<ResponderStageName, ResponderHandshake>(stages.map((s) => [s, responderAt(s)]));
       let turn = 0;
       return {
@@ -739,7 +797,7 @@ export const TARGETS: TargetSpec[] = [
             const content = concat(new Uint8Array([0x40, 0x04]), r.bytes(1088 + 48));
             if (r.chance(0.5)) content.set(parseClear(t.msg1).content.subarray(2, 2 + 1088), 2); // genuine KEM ct
             if (r.chance(0.2)) content.set(r.pick(LOW_ORDER), 2 + 1088); // low-order Noise e
-            return serializeClear({ receiverIndex: t.index, counter: 1, type: MessageType.Handshake, content });
+            return serializeClear({ receiverIndex: t.index, counter: r.chance(0.9) ? 0 : 1, type: MessageType.Handshake, content });
           }
           if (x === 2) {
             // KKTRequest-shaped: random frame, sometimes signed by the ClientHello key.
@@ -752,8 +810,8 @@ export const TARGETS: TargetSpec[] = [
         run: (input, r) => {
           // Mostly route each input to the stage its shape targets (by its type field and trailer); sometimes anywhere.
           const shape = shapeOf(input);
-          const byShape: ResponderStageName = shape === MessageType.KKTRequest ? 'await-kkt' : shape === MessageType.Handshake ? 'await-msg1' : 'await-msg3';
-          const stage = r.chance(0.8) ? byShape : (stages[turn++ % 3] as ResponderStageName);
+          const byShape: ResponderStageName = shape === MessageType.Handshake || shape === MessageType.KKTRequest ? 'await-msg1' : 'await-msg3';
+          const stage = r.chance(0.8) ? byShape : (stages[turn++ % 2] as ResponderStageName);
           const h = live.get(stage) as ResponderHandshake;
           const before = { stage: h.stage, keyed: h.keyed };
           let ok = false;

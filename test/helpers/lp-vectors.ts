@@ -19,6 +19,9 @@ import {
   toHex,
   processKktRequest,
   buildKktRequest,
+  kktBinding,
+  kktTranscriptHash,
+  msg1Binder,
   encodeAppMessage,
   type AppMessage,
 } from '../../src/core/index.js';
@@ -31,17 +34,23 @@ export const VECTOR_TIME = 1_763_700_000;
 
 function keyScheduleVectors(suite: CryptoSuite): Record<string, string | number> {
   const { prims } = suite;
-  const inputs = { kemSharedSecret: fill(0x11, 32), staticDh: fill(0x22, 32), salt: fill(0x33, 32), receiverIndex: 0x01020304, transcriptHash: fill(0x44, 32) };
+  // §5.1: T1 over hello ‖ token ‖ request frame ‖ response frame ‖ gateway nonce, then the binder and the PSK.
+  const t = { hello: fill(0x41, 100), token: fill(0x42, 32), requestFrame: fill(0x43, 87), responseFrame: fill(0x44, 1271), gatewayNonce: fill(0x45, 32) };
+  const transcript = kktTranscriptHash(prims, t.hello, t.token, t.requestFrame, t.responseFrame, t.gatewayNonce);
+  const inputs = { kemSharedSecret: fill(0x11, 32), staticDh: fill(0x22, 32), transcript, kemCiphertext: fill(0x33, 1088) };
+  const bound = fill(0x46, 1138);
   const psk = derivePsk(prims, inputs);
   const outer = outerKeys(prims, psk);
   const secret = sessionSecret(prims, psk, fill(0x55, 32));
   const sub = subsessionPsk(prims, secret, 1);
   return {
+    t1_inputs: 'hello 41×100, token 42×32, request frame 43×87, response frame 44×1271, gateway nonce 45×32',
+    t1: toHex(transcript),
     kem_shared_secret: toHex(inputs.kemSharedSecret),
     static_dh: toHex(inputs.staticDh),
-    salt: toHex(inputs.salt),
-    receiver_index: inputs.receiverIndex,
-    transcript_hash: toHex(inputs.transcriptHash),
+    msg1_bound: '46×1138',
+    msg1_binder: toHex(msg1Binder(prims, inputs.staticDh, transcript, bound)),
+    kem_ciphertext: '33×1088',
     psk: toHex(psk),
     outer_key_i2r: toHex(outer.i2r),
     outer_key_r2i: toHex(outer.r2i),
@@ -73,13 +82,19 @@ function kktVectors(suite: CryptoSuite): Record<string, string | number> {
   const gw = gatewayKeysFromSeeds(suite, { ed25519Seed: fill(2, 32), kemSeed: fill(3, 64) });
   const client = clientKeysFromSeed(suite, fill(1, 32));
   const sessionId = new Uint8Array(16).map((_, i) => i);
-  const { frame } = buildKktRequest(prims, kem, client.ed25519, sessionId);
-  const out = processKktRequest(prims, kem, gw.ed25519, gw.kem.publicKey, client.ed25519.publicKey, frame);
+  const index = 0x01020304;
+  const token = fill(0x42, 32);
+  const nonce = fill(0x45, 32);
+  const { frame } = buildKktRequest(prims, kem, client.ed25519, sessionId, kktBinding(index, token));
+  const out = processKktRequest(prims, kem, gw.ed25519, gw.kem.publicKey, client.ed25519.publicKey, frame, kktBinding(index, token), kktBinding(index, token, nonce));
   return {
     gateway_ed25519_seed: toHex(fill(2, 32)),
     gateway_ml_kem_seed: toHex(fill(3, 64)),
     client_ed25519_seed: toHex(fill(1, 32)),
     session_id: toHex(sessionId),
+    receiver_index: index,
+    token: toHex(token),
+    gateway_nonce: toHex(nonce),
     ml_kem_768_public_key_blake3: toHex(gw.kemKeyHash),
     kkt_request_frame: toHex(frame),
     kkt_response_frame: toHex(out.response),

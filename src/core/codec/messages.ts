@@ -149,3 +149,38 @@ export function decodeHandshake1(
   if (b.length !== end + MSG1_BINDER_LEN) fail(LpErrorCode.BAD_CONTENT_LENGTH, `handshake message 1 is ${b.length} bytes, expected ${end + MSG1_BINDER_LEN}`);
   return { kemCiphertext: b.subarray(2, 2 + len), noise: b.subarray(2 + len, end), binder: b.subarray(end), bound: b.subarray(0, end) };
 }
+
+/** KKTRequest content: the ClientHello content (100) ‖ the routability token (32) ‖ KKT frame ‖ zero padding. */
+export const KKT_REQUEST_PREFIX_LEN = 100 + 32;
+
+export interface KktRequestContent {
+  /** The ClientHello content the token was issued for (the gateway kept nothing of it). */
+  helloBytes: Uint8Array;
+  hello: ClientHello;
+  token: Uint8Array;
+  /** The signed KKT frame followed by its zero padding. */
+  framePadded: Uint8Array;
+}
+
+export function encodeKktRequestContent(helloBytes: Uint8Array, token: Uint8Array, framePadded: Uint8Array): Uint8Array {
+  if (helloBytes.length !== 100 || token.length !== 32) fail(LpErrorCode.ENCODE_BAD_VALUE, 'KKTRequest needs the 100-byte hello and the 32-byte token');
+  const out = new Uint8Array(KKT_REQUEST_PREFIX_LEN + framePadded.length);
+  out.set(helloBytes, 0);
+  out.set(token, 100);
+  out.set(framePadded, KKT_REQUEST_PREFIX_LEN);
+  return out;
+}
+
+export function decodeKktRequestContent(b: Uint8Array): KktRequestContent {
+  if (b.length < KKT_REQUEST_PREFIX_LEN) fail(LpErrorCode.DECODE_TRUNCATED, `KKTRequest content of ${b.length} bytes is shorter than hello ‖ token`);
+  const helloBytes = b.subarray(0, 100);
+  return { helloBytes, hello: decodeClientHello(helloBytes), token: b.subarray(100, KKT_REQUEST_PREFIX_LEN), framePadded: b.subarray(KKT_REQUEST_PREFIX_LEN) };
+}
+
+/** KKTResponse content: the signed KKT frame ‖ the gateway's fresh nonce (32). */
+export const GATEWAY_NONCE_LEN = 32;
+
+export function decodeKktResponseContent(b: Uint8Array): { frame: Uint8Array; gatewayNonce: Uint8Array } {
+  if (b.length < GATEWAY_NONCE_LEN) fail(LpErrorCode.DECODE_TRUNCATED, 'KKTResponse content shorter than the gateway nonce');
+  return { frame: b.subarray(0, b.length - GATEWAY_NONCE_LEN), gatewayNonce: b.subarray(b.length - GATEWAY_NONCE_LEN) };
+}

@@ -61,8 +61,11 @@ function checkContentLength(type: number, len: number): void {
     case MessageType.Busy:
       if (len !== 0 && len !== 4) fail(LpErrorCode.BAD_CONTENT_LENGTH, `Busy content must be 0 or 4 bytes, got ${len}`);
       return;
-    case MessageType.Collision:
     case MessageType.Ack:
+      // Empty, or the routability token answering a ClientHello (DESIGN.md §4.2).
+      if (len !== 0 && len !== 32) fail(LpErrorCode.BAD_CONTENT_LENGTH, `Ack content must be 0 or 32 bytes, got ${len}`);
+      return;
+    case MessageType.Collision:
     case MessageType.SubsessionRequest:
     case MessageType.SubsessionAbort:
       if (len !== 0) fail(LpErrorCode.BAD_CONTENT_LENGTH, `${messageTypeName(type)} content must be empty, got ${len}`);
@@ -142,6 +145,19 @@ export function parseClear(bytes: Uint8Array): Packet {
   for (let i = 0; i < TRAILER_LEN; i++) if (trailer[i] !== 0) fail(LpErrorCode.BAD_TRAILER, 'cleartext trailer must be zero');
   const { type, content } = parseInner(bytes.subarray(HEADER_LEN, bytes.length - TRAILER_LEN));
   return { receiverIndex: h.receiverIndex, counter: h.counter, type, content };
+}
+
+/**
+ * True if `bytes` is shaped like a cleartext KKTRequest (version 1, zero reserved bytes, type KKTRequest, zero
+ * trailer). A sealed packet passes this only by a 2^-160 accident (its trailer is a tag), so the router may send
+ * such packets to the stateless KKT path whatever index they name. Never throws.
+ */
+export function looksLikeClearKktRequest(bytes: Uint8Array): boolean {
+  if (bytes.length < MIN_PACKET_LEN || bytes.length > MAX_PACKET_LEN) return false;
+  if (bytes[HEADER_LEN] !== PROTOCOL_VERSION || bytes[HEADER_LEN + 1] !== 0 || bytes[HEADER_LEN + 2] !== 0 || bytes[HEADER_LEN + 3] !== 0) return false;
+  if (bytes[HEADER_LEN + 4] !== (MessageType.KKTRequest & 0xff) || bytes[HEADER_LEN + 5] !== MessageType.KKTRequest >>> 8) return false;
+  for (let i = bytes.length - TRAILER_LEN; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
 
 /** Scratch nonce: the core is single-threaded per isolate and never holds it across calls. */

@@ -3,12 +3,12 @@
  * §1.12). Contexts follow BLAKE3's "[application] [date] [purpose]" convention so they are globally unique;
  * DESIGN.md §5 lists them verbatim. Changing any string is a wire break.
  */
-import { concat, u32le, u64le } from '../bytes.js';
+import { concat, u64le } from '../bytes.js';
 import type { Primitives } from '../crypto/primitives.js';
 
 export const KDF_CONTEXT = {
-  msg1Binder: 'lp-gateway 2026-11-21 msg1 binder key v1',
-  psk: 'lp-gateway 2026-11-21 handshake psk v1',
+  msg1Binder: 'lp-gateway 2026-12-06 msg1 binder key v2',
+  psk: 'lp-gateway 2026-12-06 handshake psk v2',
   outerI2R: 'lp-gateway 2026-11-21 outer aead initiator-to-responder v1',
   outerR2I: 'lp-gateway 2026-11-21 outer aead responder-to-initiator v1',
   sessionSecret: 'lp-gateway 2026-11-21 session secret v1',
@@ -22,34 +22,36 @@ export interface PskInputs {
   kemSharedSecret: Uint8Array;
   /** X25519(client static, gateway static). */
   staticDh: Uint8Array;
-  /** The 32-byte ClientHello salt. */
-  salt: Uint8Array;
-  receiverIndex: number;
-  /** BLAKE3(KKT request frame ‖ KKT response frame ‖ KEM ciphertext). */
-  transcriptHash: Uint8Array;
+  /** The KKT transcript hash T1 (`kktTranscriptHash`). */
+  transcript: Uint8Array;
+  kemCiphertext: Uint8Array;
+}
+
+/**
+ * T1 = BLAKE3(hello content (100) ‖ token (32) ‖ KKT request frame ‖ KKT response frame ‖ gateway nonce (32)).
+ * The hello carries the receiver index, both client keys and the salt; the gateway nonce is fresh per handshake,
+ * so every key derived from T1 is new even when every client input is replayed (DESIGN.md §5.1).
+ */
+export function kktTranscriptHash(prims: Primitives, hello: Uint8Array, token: Uint8Array, kktRequestFrame: Uint8Array, kktResponseFrame: Uint8Array, gatewayNonce: Uint8Array): Uint8Array {
+  return prims.blake3(concat(hello, token, kktRequestFrame, kktResponseFrame, gatewayNonce));
 }
 
 /**
  * Message 1 travels in cleartext (the gateway has no PSK before reading it), so it carries a binder:
- * BLAKE3-keyed(binder_key, content before the binder)[0..16] with
- * binder_key = derive_key(msg1Binder, static_dh ‖ salt ‖ receiver_index u32 LE). Only the holder of the
- * ClientHello's static secret can make it, so a third party who sees the index cannot replace message 1,
- * and the gateway rejects junk before the costly KEM decapsulation.
+ * BLAKE3-keyed(binder_key, content before the binder)[0..16] with binder_key = derive_key(msg1Binder, static_dh ‖ T1).
+ * Only the holder of the ClientHello's static secret can make it, so a third party who sees the index cannot replace
+ * message 1, and the gateway rejects junk before the costly KEM decapsulation.
  */
-export function msg1Binder(prims: Primitives, staticDh: Uint8Array, salt: Uint8Array, receiverIndex: number, bound: Uint8Array): Uint8Array {
-  const key = prims.blake3DeriveKey(KDF_CONTEXT.msg1Binder, concat(staticDh, salt, u32le(receiverIndex)));
+export function msg1Binder(prims: Primitives, staticDh: Uint8Array, transcript: Uint8Array, bound: Uint8Array): Uint8Array {
+  const key = prims.blake3DeriveKey(KDF_CONTEXT.msg1Binder, concat(staticDh, transcript));
   const tag = prims.blake3Keyed(key, bound).subarray(0, 16);
   prims.zeroize(key);
   return tag;
 }
 
-/** PSK = derive_key(psk, kem_ss ‖ static_dh ‖ salt ‖ receiver_index u32 LE ‖ transcript_hash): 132 bytes in. */
+/** PSK = derive_key(psk, kem_ss ‖ static_dh ‖ BLAKE3(T1 ‖ kem_ciphertext)): 96 bytes in. */
 export function derivePsk(prims: Primitives, i: PskInputs): Uint8Array {
-  return prims.blake3DeriveKey(KDF_CONTEXT.psk, concat(i.kemSharedSecret, i.staticDh, i.salt, u32le(i.receiverIndex), i.transcriptHash));
-}
-
-export function kktTranscriptHash(prims: Primitives, kktRequestFrame: Uint8Array, kktResponseFrame: Uint8Array, kemCiphertext: Uint8Array): Uint8Array {
-  return prims.blake3(concat(kktRequestFrame, kktResponseFrame, kemCiphertext));
+  return prims.blake3DeriveKey(KDF_CONTEXT.psk, concat(i.kemSharedSecret, i.staticDh, prims.blake3(concat(i.transcript, i.kemCiphertext))));
 }
 
 export interface DirectionalKeys {

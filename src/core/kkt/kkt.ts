@@ -5,7 +5,7 @@
  * hash pinned in the gateway's signed descriptor. Classical-only requests are refused (fail closed).
  */
 import { LpErrorCode, fail } from '../errors.js';
-import { equalBytes, isAllZero } from '../bytes.js';
+import { concat, equalBytes, isAllZero, u32le } from '../bytes.js';
 import type { KeyPair, Kem, Primitives } from '../crypto/primitives.js';
 import {
   type KktContext,
@@ -27,11 +27,22 @@ export function requestContext(kem: Kem): KktContext {
 }
 
 /**
- * Client: KKTRequest content = signed request frame, then `padTo - frameLen` zero bytes. Padding lets a
- * UDP request be at least as large as the response (anti-amplification, PRODUCT.md §1.10).
+ * What a KKT signature covers besides the frame's own signed bytes (DESIGN.md §4.2): the receiver index and the
+ * routability token for a request, and also the gateway's fresh nonce for a response. A request therefore serves
+ * one handshake only (its hello's index, its token), and a response is tied to this handshake's nonce.
+ *   binding = receiver_index u32 LE ‖ token(32) [‖ gateway_nonce(32)]
  */
-export function buildKktRequest(prims: Primitives, kem: Kem, clientEd25519: KeyPair, sessionId: Uint8Array, padTo = 0): { content: Uint8Array; frame: Uint8Array } {
-  const frame = encodeKktFrame(requestContext(kem), new Uint8Array(0), sessionId, (m) => prims.ed25519Sign(clientEd25519.secretKey, m));
+export function kktBinding(receiverIndex: number, token: Uint8Array, gatewayNonce?: Uint8Array): Uint8Array {
+  return gatewayNonce ? concat(u32le(receiverIndex), token, gatewayNonce) : concat(u32le(receiverIndex), token);
+}
+
+/**
+ * Client: the signed request frame (signature over context ‖ body ‖ session_id ‖ binding), and the frame
+ * followed by `padTo - frameLen` zero bytes. Padding lets a UDP request be at least as large as the response
+ * (anti-amplification, PRODUCT.md §1.10).
+ */
+export function buildKktRequest(prims: Primitives, kem: Kem, clientEd25519: KeyPair, sessionId: Uint8Array, binding: Uint8Array, padTo = 0): { content: Uint8Array; frame: Uint8Array } {
+  const frame = encodeKktFrame(requestContext(kem), new Uint8Array(0), sessionId, (m) => prims.ed25519Sign(clientEd25519.secretKey, concat(m, binding)));
   if (padTo <= frame.length) return { content: frame, frame };
   const content = new Uint8Array(padTo);
   content.set(frame, 0);
@@ -63,16 +74,19 @@ export function processKktRequest(
   kemPublicKey: Uint8Array,
   clientEd25519Public: Uint8Array,
   content: Uint8Array,
+  requestBinding: Uint8Array,
+  responseBinding: Uint8Array,
 ): KktRequestOutcome {
   const request = decodeKktFrame(splitPaddedFrame(content));
   const c = request.context;
   if (c.sequence !== 0) fail(LpErrorCode.KKT_BAD_FRAME, `KKT request sequence ${c.sequence}, expected 0`);
   if (c.role !== KktRole.Initiator) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request must be a signed Initiator request');
   if (c.status !== KktStatus.Ok) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request carries a non-Ok status');
-  if (!prims.ed25519Verify(clientEd25519Public, request.signed, request.signature)) fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT request signature does not verify with the ClientHello key');
+  if (!prims.ed25519Verify(clientEd25519Public, concat(request.signed, requestBinding), request.signature))
+    fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT request signature does not verify with the ClientHello key for this index and token');
 
   const responseContext: KktContext = { ...c, sequence: 1, role: KktRole.Responder };
-  const sign = (m: Uint8Array): Uint8Array => prims.ed25519Sign(gatewayEd25519.secretKey, m);
+  const sign = (m: Uint8Array): Uint8Array => prims.ed25519Sign(gatewayEd25519.secretKey, concat(m, responseBinding));
   const unsupported =
     c.mode !== KktMode.OneWay
       ? 'only OneWay KKT is supported'
@@ -101,11 +115,13 @@ export function processKktResponse(
   expectedKeyHash: Uint8Array,
   request: Uint8Array,
   content: Uint8Array,
+  binding: Uint8Array,
 ): { kemPublicKey: Uint8Array; frame: KktFrame } {
   const response = decodeKktFrame(content);
   const c = response.context;
   if (c.role !== KktRole.Responder || c.sequence !== 1) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT response must be sequence 1 from a Responder');
-  if (!prims.ed25519Verify(gatewayEd25519Public, response.signed, response.signature)) fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT response signature does not verify with the gateway identity');
+  if (!prims.ed25519Verify(gatewayEd25519Public, concat(response.signed, binding), response.signature))
+    fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT response signature does not verify with the gateway identity for this index, token and nonce');
   const req = decodeKktFrame(request);
   if (!equalBytes(req.sessionId, response.sessionId)) fail(LpErrorCode.KKT_SESSION_ID_MISMATCH, 'KKT response does not echo the request session id');
   if (c.status === KktStatus.UnsupportedCiphersuite) fail(LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, 'gateway refused the requested KKT ciphersuite');

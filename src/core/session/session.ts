@@ -5,7 +5,7 @@
  * Sans-I/O: `receive(bytes)` returns what to send back and what happened; `send*()` returns packet bytes.
  * Unauthenticated input (failed replay check or outer AEAD) never changes state.
  */
-import { LpErrorCode, fail } from '../errors.js';
+import { LpError, LpErrorCode, fail } from '../errors.js';
 import { compareBytes } from '../bytes.js';
 import type { KeyPair, Primitives } from '../crypto/primitives.js';
 import { type Packet, type Header, MessageType, MAX_COUNTER, openPacket, parseHeader, sealPacket, messageTypeName } from '../codec/packet.js';
@@ -68,6 +68,11 @@ export interface SessionOutput {
    * and decide by its source whether to answer (see `takeRetransmissionAnswer`).
    */
   retransmission?: boolean;
+  /**
+   * An authenticated EncryptedData whose plaintext is not a valid AppMessage (unknown kind, bad encoding). Its
+   * counter is spent; the caller answers with an `Error` carrying this code (DESIGN.md §8).
+   */
+  undecodable?: LpError;
 }
 
 /**
@@ -172,8 +177,9 @@ export class Session {
     return this.sendCounter++;
   }
 
-  private assertCanSend(): void {
-    if (this.stateValue === SessionState.ReadOnly) fail(LpErrorCode.SESSION_READ_ONLY, 'session was demoted by a rekey and only receives');
+  private assertCanSend(answer = false): void {
+    // A demoted session still answers the requests it receives (with an error: DESIGN.md §6), it starts nothing.
+    if (this.stateValue === SessionState.ReadOnly && !answer) fail(LpErrorCode.SESSION_READ_ONLY, 'session was demoted by a rekey and only receives');
     if (this.stateValue === SessionState.Closed) fail(LpErrorCode.SESSION_CLOSED, 'session is closed');
   }
 
@@ -188,8 +194,8 @@ export class Session {
     return this.sendRaw(encodeAppMessage(msg));
   }
 
-  sendRaw(plaintext: Uint8Array): Uint8Array {
-    this.assertCanSend();
+  sendRaw(plaintext: Uint8Array, answer = false): Uint8Array {
+    this.assertCanSend(answer);
     const counter = this.nextCounter();
     const inner = this.noiseSend.encryptWithNonce(BigInt(counter), EMPTY, plaintext);
     return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter, type: MessageType.EncryptedData, content: inner });
@@ -198,10 +204,11 @@ export class Session {
   /**
    * Send `msg` as the reply to the request with `requestCounter` (default: the last delivered one); a retransmitted
    * request gets the same bytes. An answer that comes after a newer request arrived (UDP requests served
-   * concurrently) is sent but not cached: the cache holds only the reply to the last request.
+   * concurrently) is sent but not cached: the cache holds only the reply to the last request. A demoted (read-only)
+   * session may still answer this way; only a closed one may not.
    */
   reply(msg: AppMessage, requestCounter = this.lastRequestCounter): Uint8Array {
-    const packet = this.send(msg);
+    const packet = this.sendRaw(encodeAppMessage(msg), true);
     if (requestCounter === this.lastRequestCounter) this.setLastReply(packet);
     return packet;
   }
@@ -315,7 +322,12 @@ export class Session {
     switch (p.type) {
       case MessageType.EncryptedData: {
         const plaintext = this.noiseRecv.decryptWithNonce(BigInt(p.counter), EMPTY, p.content);
-        return { replies: [], delivered: decodeAppMessage(plaintext) };
+        try {
+          return { replies: [], delivered: decodeAppMessage(plaintext) };
+        } catch (e) {
+          if (e instanceof LpError) return { replies: [], undecodable: e };
+          throw e;
+        }
       }
       case MessageType.SubsessionKK1:
         return this.onKk1(p);

@@ -92,6 +92,16 @@ const DVPN_TYPES: readonly number[] = [TT.V1WireguardEntry, TT.V1WireguardExit];
 const MIXNET_TYPES: readonly number[] = [TT.V1MixnetEntry, TT.V1MixnetExit];
 const ALL_TYPES: readonly TicketType[] = [TT.V1MixnetEntry, TT.V1MixnetExit, TT.V1WireguardEntry, TT.V1WireguardExit];
 
+/**
+ * Ticket types a gateway accepts by its role (DESIGN.md §7): an entry the entry types, an exit the exit types, a
+ * gateway that is both all four. A ticket bought for one hop cannot be spent at the other.
+ */
+export function ticketTypesForMode(mode: 'entry' | 'exit' | 'both'): readonly TicketType[] {
+  if (mode === 'entry') return [TT.V1MixnetEntry, TT.V1WireguardEntry];
+  if (mode === 'exit') return [TT.V1MixnetExit, TT.V1WireguardExit];
+  return ALL_TYPES;
+}
+
 interface DvpnCommit {
   verified: VerifiedCredential;
   previous: StoredPeer | null;
