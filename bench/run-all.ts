@@ -26,10 +26,11 @@ import { peerPlaneFigures, type PeerPlaneFigures } from './lib/wireguard-peers.j
 import { formatWireguardClientBench, runWireguardClientBench } from './wireguard-client.bench.js';
 import { clientFigures } from './lib/pg-clients.js';
 import { findPostgres, startCluster } from '../test/helpers/pg-cluster.js';
+import { runFreshnessBench } from './freshness.bench.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
-/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,rss,tcpmemory,collector,wireguard,wgclient,store runs a subset (writes a partial report). */
+/** BENCH_ONLY=core,mlkem,handshakes,roundtrips,telescoped,memory,rss,tcpmemory,collector,wireguard,wgclient,store,freshness runs a subset (writes a partial report). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const want = (section: string): boolean => ONLY.size === 0 || ONLY.has(section);
 const PHASE_S = QUICK ? 3 : 10;
@@ -592,6 +593,9 @@ anchor is a wireguard-go client interface on the same machine in the same run. A
 few echoes per run, so these rates are far beyond what it asks.`);
     } else add('## WireGuard client\n\nNot measured: needs root and wireguard-go.');
   }
+
+  // ---- handshake v2 against v1: freshness and return routability (bench/freshness.bench.ts) ---------------------
+  if (want('freshness')) add(await runFreshnessBench({ quick: QUICK }));
 
   // ---- 10. registration store: SQLite vs PostgreSQL, one and two gateways -----------------------------------
   if (want('store')) {

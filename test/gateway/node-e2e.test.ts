@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { resolveShardCount } from '../../src/gateway/shard.js';
-import { type GatewayPin, InitiatorHandshake, KktKem, MessageType, decodeKktFrame, parseClear, toHex } from '../../src/core/index.js';
+import { type GatewayPin, InitiatorHandshake, KktKem, MessageType, concat, decodeKktFrame, decodeKktResponseContent, kktBinding, parseClear, toHex } from '../../src/core/index.js';
 import { ForwardTransport, LpConnection, TcpPerPacketTransport, TcpStreamTransport, UdpTransport, fetchDescriptor } from '../../src/client/index.js';
 import { descriptorSigningBytes, verifyDescriptor, type GatewayDescriptor } from '../../src/gateway/descriptor.js';
 import { loadOrCreateKeys } from '../../src/gateway/keystore.js';
@@ -78,15 +78,18 @@ describe('gateway node: descriptor, handshake and registration over real sockets
       if (kktReq.kind !== 'send') return;
       assert.equal(parseClear(kktReq.packet).type, MessageType.KKTRequest);
       const resp = await t.request(kktReq.packet, 5000);
-      assert.equal(resp.length, 1305, 'ML-KEM-768 KKTResponse packet');
+      assert.equal(resp.length, 1337, 'ML-KEM-768 KKTResponse packet: frame ‖ gateway nonce');
       const p = parseClear(resp);
       assert.equal(p.type, MessageType.KKTResponse);
-      const frame = decodeKktFrame(p.content);
+      const { frame: raw, gatewayNonce } = decodeKktResponseContent(p.content);
+      const frame = decodeKktFrame(raw);
       assert.equal(frame.context.kem, KktKem.MlKem768);
       assert.equal(frame.body.length, 1184);
       assert.equal(toHex(prims.blake3(frame.body)), descriptor.kem.key_hash);
-      // The frame's signature is the identity's: the initiator accepts it against the pin and moves on to msg1.
-      assert.ok(prims.ed25519Verify(pin.ed25519Public, frame.signed, frame.signature));
+      // The frame's signature is the identity's, over frame ‖ index ‖ token ‖ gateway nonce (DESIGN.md §4.2).
+      const token = parseClear(kktReq.packet).content.subarray(100, 132);
+      assert.ok(prims.ed25519Verify(pin.ed25519Public, concat(frame.signed, kktBinding(hs.receiverIndex, token, gatewayNonce)), frame.signature));
+      assert.ok(!prims.ed25519Verify(pin.ed25519Public, frame.signed, frame.signature), 'not over the frame alone');
       const msg1 = hs.receive(resp, nowSec());
       assert.equal(msg1.kind, 'send');
     } finally {

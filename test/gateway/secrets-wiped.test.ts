@@ -29,9 +29,9 @@ function abandonedHandshake(): { hs: ResponderHandshake; secrets: Uint8Array[] }
     if (i < 2) out = client.receive(reply, nowSec());
   }
   const hs = [...gw.handshakes.values()][0] as ResponderHandshake;
-  const inside = hs as unknown as { keys: { i2r: Uint8Array; r2i: Uint8Array } | null; lastRequest: Uint8Array | null; lastReply: Uint8Array | null; kktRequestFrame: Uint8Array | null };
-  assert.ok(inside.keys && inside.lastRequest && inside.lastReply && inside.kktRequestFrame, 'the handshake holds outer keys and a cached message 1 and message 2');
-  const secrets = [inside.keys.i2r, inside.keys.r2i, inside.lastRequest, inside.lastReply, inside.kktRequestFrame];
+  const inside = hs as unknown as { keys: { i2r: Uint8Array; r2i: Uint8Array } | null; lastRequest: Uint8Array | null; lastReply: Uint8Array | null; transcript: Uint8Array | null };
+  assert.ok(inside.keys && inside.lastRequest && inside.lastReply && inside.transcript, 'the handshake holds outer keys, the transcript hash and a cached message 1 and message 2');
+  const secrets = [inside.keys.i2r, inside.keys.r2i, inside.lastRequest, inside.lastReply, inside.transcript];
   for (const b of secrets) assert.ok(!allZero(b));
   return { hs, secrets };
 }

@@ -36,11 +36,19 @@ export function tempDataDir(prefix = 'lpgw-test-'): string {
 
 export async function startGatewayProcess(
   args: string[] = [],
-  opts: { dataDir?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; /** command prefix, e.g. setpriv … */ wrap?: string[] } = {},
+  opts: {
+    dataDir?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /** command prefix, e.g. setpriv … */
+    wrap?: string[];
+    /** another checkout's bin/lp-gateway.js (the benchmarks' A/B against an earlier version) */
+    bin?: string;
+  } = {},
 ): Promise<GatewayProcess> {
   const dataDir = opts.dataDir ?? tempDataDir();
   const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath];
-  const proc = spawn(cmd as string, [...pre, BIN, 'run', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--log-level', 'debug', ...args], {
+  const proc = spawn(cmd as string, [...pre, opts.bin ?? BIN, 'run', '--data-dir', dataDir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LPGW_CONFIG: '/dev/null', ...opts.env },
   });

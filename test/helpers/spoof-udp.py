@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Sends UDP datagrams with a forged IPv4 source (raw socket, root only) for the abuse tests.
 
-Usage: spoof-udp.py SRC_IP SRC_PORT DST_IP DST_PORT RATE_PPS COUNT < packets
+Usage: spoof-udp.py SRC_IP[/PREFIX] SRC_PORT DST_IP DST_PORT RATE_PPS COUNT < packets
 stdin: one datagram payload per line, hex; they are sent in turn (cycled) until COUNT have gone out, paced at
-RATE_PPS. SRC_PORT 0 picks a random source port per datagram. Prints "ready" before the first datagram, then
+RATE_PPS. SRC_PORT 0 picks a random source port per datagram; SRC_IP/PREFIX (e.g. 127.64.0.0/10) a random source
+address in that network per datagram. Prints "ready" before the first datagram, then
 the number sent and the bytes of payload.
 """
+import ipaddress
 import os
 import random
 import socket
@@ -42,6 +44,7 @@ def main() -> int:
     if not payloads:
         print("no payloads", file=sys.stderr)
         return 2
+    net = ipaddress.ip_network(src_ip, strict=False) if "/" in src_ip else None
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     # The caller waits for this line: interpreter start-up on a loaded machine can take a second.
     print("ready", flush=True)
@@ -51,7 +54,8 @@ def main() -> int:
     while sent < count:
         p = payloads[sent % len(payloads)]
         port = src_port or random.randrange(1024, 65536)
-        s.sendto(datagram(src_ip, port, dst_ip, dst_port, p), (dst_ip, 0))
+        src = str(net[random.randrange(1, net.num_addresses - 1)]) if net else src_ip
+        s.sendto(datagram(src, port, dst_ip, dst_port, p), (dst_ip, 0))
         sent += 1
         nbytes += len(p)
         # Pacing against the start time: bursts never exceed the rate by more than one datagram.
