@@ -169,6 +169,11 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
   // The documented one-shot command: its exit status is the probe's.
   const up = await runCommand('docker-compose', compose(['up', '--no-color', '--exit-code-from', 'probe']), { env, cwd: ROOT, timeoutMs: LIMITS.up });
   ms.up = up.ms;
+  if (up.code !== 0 || up.timedOut) {
+    // The reason is usually in a gateway's own log (a container that never became healthy).
+    const logs = await runCommand('docker-compose', compose(['logs', '--no-color', '--tail', '12', 'inet', 'exit', 'entry']), { env, cwd: ROOT, timeoutMs: 60_000 });
+    up.stdout += `\n--- docker-compose logs --tail 12 inet exit entry\n${logs.stdout}${logs.stderr}`;
+  }
   ok(up, 'docker-compose up --exit-code-from probe');
 
   const containerOf = async (service: string): Promise<string> => {

@@ -216,6 +216,8 @@ test('docker/compose.yaml: the gateways run with the same flags, environment, ca
     assert.deepEqual(s.devices, ['/dev/net/tun:/dev/net/tun'], `${name} devices`);
     assert.equal(s.sysctls?.['net.ipv4.ip_forward'], '1', `${name} net.ipv4.ip_forward`);
     assert.equal(s.sysctls?.['net.ipv6.conf.all.forwarding'], '1', `${name} net.ipv6.conf.all.forwarding`);
+    // Docker enables IPv6 only on the interfaces it attaches; the WireGuard interface needs it for its address.
+    assert.equal(s.sysctls?.['net.ipv6.conf.default.disable_ipv6'], '0', `${name} net.ipv6.conf.default.disable_ipv6`);
     // CAP_BPF and CAP_NET_ADMIN (docs/COLLECTOR.md); SYS_ADMIN instead of BPF on engines before Docker 23.0.
     const caps = s.cap_add ?? [];
     assert.deepEqual(
