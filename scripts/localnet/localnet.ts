@@ -26,6 +26,7 @@ import { nftTableName } from '../../src/gateway/wireguard/interface.js';
 import type { AgentRequest, AgentResponse, HttpResult, ReachResult } from './ns-agent.js';
 import {
   ALL_NETNS,
+  DOCKER,
   GATEWAY_NAMES,
   type GatewayName,
   HUB,
@@ -343,10 +344,20 @@ export interface Leftovers {
 export function findLeftovers(): Leftovers {
   return {
     netns: listNetns().filter((n) => n.startsWith(PREFIX)),
-    hostLinks: listLinks(null).filter((n) => n.startsWith(PREFIX)),
+    hostLinks: ourHostLinks(),
     pids: findOurProcesses(),
     wgSockets: wgSockets(),
   };
+}
+
+/**
+ * Interfaces with our prefix in the host's namespace (the localnet makes none there: these are leftovers),
+ * except the Docker localnet's bridges (docker/compose.yaml names them lpgw-ln-br and lpgw-ln-up): they belong
+ * to the engine, and deleting them would cut a running Docker localnet's containers off.
+ */
+function ourHostLinks(): string[] {
+  const docker = new Set<string>([DOCKER.bridge, DOCKER.uplinkBridge]);
+  return listLinks(null).filter((n) => n.startsWith(PREFIX) && !docker.has(n));
 }
 
 const isEmpty = (l: Leftovers): boolean => l.netns.length === 0 && l.hostLinks.length === 0 && l.pids.length === 0 && l.wgSockets.length === 0;
@@ -712,7 +723,7 @@ export function teardown(io: Io = consoleIo): TeardownResult {
   for (const ns of [...netns].sort((a, b) => Number(a === HUB.netns) - Number(b === HUB.netns))) {
     if (!ipTry(['netns', 'delete', ns])) problems.push(`ip netns delete ${ns} failed`);
   }
-  const hostLinks = listLinks(null).filter((n) => n.startsWith(PREFIX));
+  const hostLinks = ourHostLinks();
   // Deleting one end of a veth pair deletes the other: failures are judged by the check below, not here.
   for (const l of hostLinks) if (listLinks(null).includes(l)) ipTry(['link', 'delete', l]);
 
@@ -800,7 +811,7 @@ export interface StatusResult {
 export async function status(): Promise<StatusResult> {
   const allNs = listNetns();
   const netns = allNs.filter((n) => n.startsWith(PREFIX));
-  const hostLinks = listLinks(null).filter((n) => n.startsWith(PREFIX));
+  const hostLinks = ourHostLinks();
   const canAsk = isRoot() && netns.includes(NODES.probe.netns);
   const urls = GATEWAY_NAMES.flatMap((g) => [`${httpUrl(g)}/health`, `${httpUrl(g)}/v1/collector/status`, `${httpUrl(g)}/v1/stats`]);
   const answers = canAsk ? await httpGet(urls, 2000).catch(() => []) : [];
