@@ -138,7 +138,7 @@ interface ProbeReport {
   passed?: boolean;
 }
 
-test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, rekey), collectors, down', { skip: SKIP, timeout: 1_800_000 }, async (t) => {
+test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, rekey, one- and two-hop tunnels), collectors, down', { skip: SKIP, timeout: 1_800_000 }, async (t) => {
   assert.equal(lack, null, `under CI this test must run: ${String(lack)}`);
   const ms: Record<string, number> = {};
   for (const bridge of [DOCKER.bridge, DOCKER.uplinkBridge]) assert.notEqual(runSync('ip', ['link', 'show', bridge]).code, 0, `an interface ${bridge} exists already (a Docker localnet running?); remove it first`);
