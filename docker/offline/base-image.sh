@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local stand-in for node:20-slim where Docker Hub cannot be reached: a minimal Debian of this host's
 # release and architecture (debootstrap --variant=minbase, from the mirror this host's apt uses, plus
-# iproute2), with this host's own Node.js and npm, imported as a single-layer image. Same release and
+# iproute2 and what the gateways' managed WireGuard interfaces need: wireguard-go, wireguard-tools, nftables),
+# with this host's own Node.js and npm, imported as a single-layer image. Same release and
 # architecture as the host because the prebuilt dependencies' native addons (docker/offline/prebuilt-deps.sh)
 # are the host's builds.
 #
@@ -18,7 +19,7 @@ work_parent="${TMPDIR:-/tmp}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --work-dir) work_parent="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "base-image: unknown option $1" >&2; exit 2 ;;
     *) tag="$1"; shift ;;
   esac
@@ -53,8 +54,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "base-image: debootstrap ${release} (${arch}, minbase + iproute2) from ${mirror}" >&2
-if ! debootstrap --variant=minbase --arch="$arch" --include=iproute2 "$release" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+packages="iproute2,wireguard-go,wireguard-tools,nftables"
+echo "base-image: debootstrap ${release} (${arch}, minbase + ${packages}) from ${mirror}" >&2
+if ! debootstrap --variant=minbase --arch="$arch" --include="$packages" "$release" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
   tail -n 20 "$work/debootstrap.log" >&2
   die "debootstrap failed"
 fi
@@ -74,6 +76,10 @@ ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 # Both must run against the base's own libraries, not only the host's.
 chroot "$rootfs" /usr/bin/env -i /usr/local/bin/node -e 'process.exit(0)' || die "the host's node does not run in the ${release} base"
 chroot "$rootfs" /usr/bin/env -i /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js --version >/dev/null || die "npm does not run in the base"
+# The managed WireGuard interface's tools.
+for tool in ip wireguard-go wg nft; do
+  chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c "command -v $tool" >/dev/null || die "$tool is missing in the base"
+done
 
 tar -C "$rootfs" --numeric-owner -c . \
   | "$docker_bin" import \

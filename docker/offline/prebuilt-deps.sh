@@ -25,7 +25,10 @@ fi
 tmp="$(mktemp -d "$out/.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cp "$root/package.json" "$root/package-lock.json" "$tmp/"
-cp -a "$root/node_modules" "$tmp/"
+# The contents, not the entry itself: node_modules may be a symlink (a git worktree sharing another checkout's),
+# which cp -a would copy as a link — and npm prune would then install a fresh tree without the built addons.
+mkdir "$tmp/node_modules"
+cp -a "$root/node_modules/." "$tmp/node_modules/"
 # --ignore-scripts: nothing is built here; the addons come built from the checkout.
 (cd "$tmp" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 # The hash of the checkout's lockfile, in sha256sum's format, checked in the image against /app/package-lock.json.

@@ -8,16 +8,20 @@ import { PROBE_TRANSPORTS, type ProbeTransport } from './topology.js';
 
 const USAGE = `Usage: npm run localnet:<command> [-- options]   (node --import tsx scripts/localnet/cli.ts <command>)
 
-  up                       namespaces lpgw-ln-{hub,entry,exit,probe}, bridge, veths, addresses; starts the exit
-                           and the entry gateway (collectors attached) and waits until they are healthy
-  probe [--transport T]    gateway-probe (telescoped, --rekey) from the probe namespace, tcp then udp (or the
+  up                       namespaces lpgw-ln-{hub,entry,exit,probe,inet}, bridge, veths, addresses, the
+                           exit's uplink to inet; starts the exit and the entry gateway (collectors attached,
+                           managed WireGuard interfaces) and waits until they are healthy
+  probe [--transport T]    gateway-probe (telescoped, --rekey, one- and two-hop WireGuard tunnels, echoes to
+                           the inet host beyond the exit) from the probe namespace, tcp then udp (or the
                            given transports); prints the reports as JSON on stdout, summaries on stderr; exit 1
                            if any check failed or the collectors contradict the topology
-  status [--json]          namespaces, processes, health, collectors; exit 0 up, 1 degraded, 3 down
+  status [--json]          namespaces, processes, health, collectors, WireGuard interfaces; exit 0 up,
+                           1 degraded, 3 down
   logs [entry|exit|probe] [-n N] [-f]
                            last N (default 100) lines of the logs in .localnet/logs; -f follows until Ctrl-C
-  down                     stops everything and removes namespaces, bridge, veths and state (keeps the logs);
-                           idempotent, also after a crash or an interrupted up
+  down                     stops everything, deletes the WireGuard interfaces (their wireguard-go exits), then
+                           the namespaces, bridge, veths and state (keeps the logs); idempotent, also after a
+                           crash or an interrupted up
 All but logs and status need root.`;
 
 function usage(msg: string): number {

@@ -4,7 +4,10 @@
  * probe namespace. Everything is described by topology.ts; this module only builds, inspects and removes it.
  *
  *   namespaces  lpgw-ln-hub (bridge lpgw-ln-br + the hub ends of the veths), lpgw-ln-entry, lpgw-ln-exit,
- *               lpgw-ln-probe (each: lo up, eth0 = the node's veth end with 10.77.0.x/24 and fd77::x/64)
+ *               lpgw-ln-probe (each: lo up, eth0 = the node's veth end with 10.77.0.x/24 and fd77::x/64),
+ *               lpgw-ln-inet (eth0 10.78.0.2/24, fd78::2/64: the other end of the exit's uplink eth1)
+ *   wireguard   lpgw-ln-wgentry in lpgw-ln-entry, lpgw-ln-wgexit in lpgw-ln-exit: created by the gateways
+ *               (`--wg-manage`; wireguard-go here, the kernel's WireGuard where it has one), removed by `down`
  *   state       .localnet/run/ (pid files, state.json, lock), .localnet/<gateway>/data (keys, SQLite,
  *               collector NDJSON), .localnet/topology.json, .localnet/logs/ (kept by `down`)
  *
@@ -19,13 +22,15 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlowWindow, WindowSnapshot } from '../../src/collector/schema.js';
+import { nftTableName } from '../../src/gateway/wireguard/interface.js';
 import type { AgentRequest, AgentResponse, HttpResult, ReachResult } from './ns-agent.js';
 import {
   ALL_NETNS,
-  GATEWAY_ENV,
+  DOCKER,
   GATEWAY_NAMES,
   type GatewayName,
   HUB,
+  INET,
   LOCALNET_DIR,
   NODE_NAMES,
   NODES,
@@ -37,11 +42,15 @@ import {
   PROBE_TRANSPORTS,
   SUBNET4,
   SUBNET6,
+  UPLINK,
+  WIREGUARD,
   gatewayArgs,
+  gatewayEnv,
   httpUrl,
   localnetPaths,
   probeArgs,
   topologyDocument,
+  wireguardEndpoint,
 } from './topology.js';
 import {
   LocalnetError,
@@ -90,7 +99,14 @@ export const LIMITS = {
   kill: 3_000,
   /** One ns-agent invocation beyond its own bound. */
   agentSlack: 10_000,
+  /** The entry's forwarding policy lists the exit's WireGuard endpoint (installed when its directory loads). */
+  policy: 10_000,
+  /** wireguard-go exits once its interface is deleted. */
+  wgGone: 3_000,
 } as const;
+
+/** Where wireguard-go keeps its control sockets (one per interface, shared by every namespace). */
+export const WG_SOCKET_DIR = '/var/run/wireguard';
 
 export interface Io {
   /** Results (stdout). */
@@ -117,9 +133,28 @@ function preflight(): void {
   if (major < 20) throw new LocalnetError(`node ${process.versions.node}: the localnet needs node ≥ 20`);
   if (!existsSync(LP_GATEWAY)) throw new LocalnetError(`${LP_GATEWAY} is missing`);
   if (!existsSync(join(ROOT, 'node_modules', 'tsx'))) throw new LocalnetError('node_modules is missing: run npm ci first');
-  for (const name of [...ALL_NETNS, HUB.bridge, ...NODE_NAMES.map((n) => NODES[n].hubIface)]) {
+  for (const name of [...ALL_NETNS, HUB.bridge, ...NODE_NAMES.map((n) => NODES[n].hubIface), ...GATEWAY_NAMES.map((g) => WIREGUARD[g].iface)]) {
     if (name.length > 15) throw new LocalnetError(`interface/namespace name ${name} is longer than 15 characters`);
   }
+  const why = wireguardMissing();
+  if (why !== null) throw new LocalnetError(why);
+}
+
+/** Kernel WireGuard is loaded (the gateways then use it instead of wireguard-go). */
+function kernelWireguard(): boolean {
+  return existsSync('/sys/module/wireguard');
+}
+
+/**
+ * Why the gateways' managed WireGuard interfaces cannot be made here, or null: they need nft (the forwarding
+ * policy and masquerade of `wireguard.uplink`) and the kernel's WireGuard or wireguard-go (with /dev/net/tun).
+ */
+export function wireguardMissing(): string | null {
+  if (which('nft') === null) return 'nft (nftables) not found: the gateways need it for their WireGuard forwarding policy (apt-get install nftables)';
+  if (kernelWireguard()) return null;
+  if (which('wireguard-go') === null) return 'the kernel has no WireGuard module loaded and wireguard-go is not installed (apt-get install wireguard-go wireguard-tools)';
+  if (!existsSync('/dev/net/tun')) return 'wireguard-go needs /dev/net/tun, which does not exist';
+  return null;
 }
 
 /** A lock so two up/down commands never interleave; a lock left by a dead process is taken over. */
@@ -161,10 +196,19 @@ export interface CollectorInfo {
   iface: string | null;
 }
 
+/** A gateway's managed WireGuard interface as `up` found it. */
+export interface WireguardInfo {
+  iface: string;
+  /** `wireguard` = the kernel's; `tun` = a userspace implementation's (wireguard-go). */
+  kind: string;
+  /** The wireguard-go process that holds the interface (null with kernel WireGuard). */
+  wireguard_go_pid: number | null;
+}
+
 export interface LocalnetState {
   started_at: string;
   root: string;
-  gateways: Partial<Record<GatewayName, { pid: number; netns: string; log: string; collector: CollectorInfo | null }>>;
+  gateways: Partial<Record<GatewayName, { pid: number; netns: string; log: string; collector: CollectorInfo | null; wireguard?: WireguardInfo | null }>>;
 }
 
 function readState(): LocalnetState | null {
@@ -293,17 +337,30 @@ export interface Leftovers {
   netns: string[];
   hostLinks: string[];
   pids: number[];
+  /** wireguard-go control sockets of our interface names. */
+  wgSockets: string[];
 }
 
 export function findLeftovers(): Leftovers {
   return {
     netns: listNetns().filter((n) => n.startsWith(PREFIX)),
-    hostLinks: listLinks(null).filter((n) => n.startsWith(PREFIX)),
+    hostLinks: ourHostLinks(),
     pids: findOurProcesses(),
+    wgSockets: wgSockets(),
   };
 }
 
-const isEmpty = (l: Leftovers): boolean => l.netns.length === 0 && l.hostLinks.length === 0 && l.pids.length === 0;
+/**
+ * Interfaces with our prefix in the host's namespace (the localnet makes none there: these are leftovers),
+ * except the Docker localnet's bridges (docker/compose.yaml names them lpgw-ln-br and lpgw-ln-up): they belong
+ * to the engine, and deleting them would cut a running Docker localnet's containers off.
+ */
+function ourHostLinks(): string[] {
+  const docker = new Set<string>([DOCKER.bridge, DOCKER.uplinkBridge]);
+  return listLinks(null).filter((n) => n.startsWith(PREFIX) && !docker.has(n));
+}
+
+const isEmpty = (l: Leftovers): boolean => l.netns.length === 0 && l.hostLinks.length === 0 && l.pids.length === 0 && l.wgSockets.length === 0;
 
 function buildNetwork(io: Io): void {
   for (const ns of ALL_NETNS) {
@@ -322,7 +379,16 @@ function buildNetwork(io: Io): void {
     ip(['-n', n.netns, '-6', 'addr', 'add', `${n.ipv6}/${PREFIX_LEN6}`, 'dev', n.iface, 'nodad']);
     ip(['-n', n.netns, 'link', 'set', n.iface, 'up']);
   }
-  io.log(`network: namespaces ${ALL_NETNS.join(', ')}; bridge ${HUB.bridge} in ${HUB.netns}; ${SUBNET4}, ${SUBNET6}`);
+  // The exit's uplink: one veth pair straight from the exit (eth1) to the inet host (eth0), no bridge.
+  const exit = NODES.exit;
+  ip(['-n', exit.netns, 'link', 'add', UPLINK.exitIface, 'type', 'veth', 'peer', 'name', INET.iface, 'netns', INET.netns]);
+  ip(['-n', exit.netns, 'addr', 'add', `${UPLINK.exitIpv4}/${UPLINK.prefixLen4}`, 'dev', UPLINK.exitIface]);
+  ip(['-n', exit.netns, '-6', 'addr', 'add', `${UPLINK.exitIpv6}/${UPLINK.prefixLen6}`, 'dev', UPLINK.exitIface, 'nodad']);
+  ip(['-n', exit.netns, 'link', 'set', UPLINK.exitIface, 'up']);
+  ip(['-n', INET.netns, 'addr', 'add', `${INET.ipv4}/${UPLINK.prefixLen4}`, 'dev', INET.iface]);
+  ip(['-n', INET.netns, '-6', 'addr', 'add', `${INET.ipv6}/${UPLINK.prefixLen6}`, 'dev', INET.iface, 'nodad']);
+  ip(['-n', INET.netns, 'link', 'set', INET.iface, 'up']);
+  io.log(`network: namespaces ${ALL_NETNS.join(', ')}; bridge ${HUB.bridge} in ${HUB.netns}; ${SUBNET4}, ${SUBNET6}; exit uplink ${UPLINK.exitIface} ↔ ${INET.netns} ${UPLINK.subnet4}, ${UPLINK.subnet6}`);
 }
 
 function startGateway(name: GatewayName): number {
@@ -339,7 +405,7 @@ function startGateway(name: GatewayName): number {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: childEnv(GATEWAY_ENV),
+      env: childEnv(gatewayEnv(name)),
     });
     child.on('error', () => undefined);
     child.unref();
@@ -379,7 +445,63 @@ async function waitFor(name: GatewayName, pid: number, req: AgentRequest & { op:
   return r.results;
 }
 
-async function startAndWait(name: GatewayName, io: Io): Promise<{ pid: number; collector: CollectorInfo }> {
+/** The kind of a link in a namespace (`wireguard` for the kernel's WireGuard, `tun` for wireguard-go's), or null when absent. */
+export function linkKindIn(netns: string, iface: string): string | null {
+  const r = run(ipBin(), ['-n', netns, '-details', '-json', 'link', 'show', 'dev', iface]);
+  if (r.code !== 0) return null;
+  try {
+    return (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo?.info_kind ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const OUR_WG_IFACES: readonly string[] = GATEWAY_NAMES.map((g) => WIREGUARD[g].iface);
+
+/** wireguard-go processes that serve one of our interfaces (by argv; they run inside our namespaces, or linger after a crash). */
+export function findWireguardGo(): { pid: number; iface: string }[] {
+  const out: { pid: number; iface: string }[] = [];
+  for (const pid of allPids()) {
+    const argv = cmdline(pid);
+    if (!argv || !(argv[0] ?? '').endsWith('wireguard-go')) continue;
+    const iface = argv.slice(1).find((a) => OUR_WG_IFACES.includes(a));
+    if (iface !== undefined && pidAlive(pid)) out.push({ pid, iface });
+  }
+  return out;
+}
+
+/** Control sockets of our interfaces that exist (wireguard-go removes its own when it exits normally). */
+export function wgSockets(): string[] {
+  return OUR_WG_IFACES.map((i) => join(WG_SOCKET_DIR, `${i}.sock`)).filter((f) => existsSync(f));
+}
+
+/** The gateway made its WireGuard interface; an entry's forwarding policy lets its clients through to the exit's endpoint. */
+async function checkWireguard(name: GatewayName, pid: number, io: Io): Promise<WireguardInfo> {
+  const n = NODES[name];
+  const w = WIREGUARD[name];
+  const kind = linkKindIn(n.netns, w.iface);
+  if (kind === null) failWithLog(name, `its WireGuard interface ${w.iface} does not exist in ${n.netns}`);
+  const wgGo = findWireguardGo().find((x) => x.iface === w.iface)?.pid ?? null;
+  if (kind !== 'wireguard' && wgGo === null) failWithLog(name, `${w.iface} is a ${kind} interface but no wireguard-go process serves it`);
+  if (name === 'entry') {
+    // Installed when the entry's directory loads (before /health answers), re-installed when it changes.
+    const table = nftTableName(w.iface);
+    const want = `${NODES.exit.ipv4} . ${PORTS.wireguard}`;
+    const end = Date.now() + LIMITS.policy;
+    let text = '';
+    for (;;) {
+      if (!pidAlive(pid)) failWithLog(name, 'the process exited while waiting for its forwarding policy');
+      text = run(ipBin(), ['netns', 'exec', n.netns, 'nft', 'list', 'table', 'inet', table]).stdout;
+      if (text.includes(want)) break;
+      if (Date.now() > end) failWithLog(name, `its forwarding policy (nft table inet ${table}) does not let clients through to the exit's WireGuard endpoint ${wireguardEndpoint('exit')} within ${LIMITS.policy} ms:\n${text}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  io.log(`${name}: WireGuard ${w.iface} (${kind === 'wireguard' ? 'kernel' : `wireguard-go pid ${String(wgGo)}`}), ${wireguardEndpoint(name)}, tunnel ${w.tunnel4} / ${w.tunnel6}, uplink ${w.uplink}${name === 'entry' ? ` (only to the exit's ${wireguardEndpoint('exit')})` : ''}`);
+  return { iface: w.iface, kind, wireguard_go_pid: wgGo };
+}
+
+async function startAndWait(name: GatewayName, io: Io): Promise<{ pid: number; collector: CollectorInfo; wireguard: WireguardInfo }> {
   const t = Date.now();
   const pid = startGateway(name);
   io.log(`${name}: started pid ${pid} in ${NODES[name].netns}; waiting for ${httpUrl(name)}/health (from ${NODES.probe.netns})`);
@@ -393,8 +515,9 @@ async function startAndWait(name: GatewayName, io: Io): Promise<{ pid: number; c
   if (name === 'entry') {
     await waitFor(name, pid, { op: 'wait', checks: [{ url: `${base}/v1/stats`, path: 'directory.peers', min: 1 }], timeoutMs: LIMITS.directory }, 'the exit in its directory (topology file)');
   }
+  const wireguard = await checkWireguard(name, pid, io);
   io.log(`${name}: healthy after ${Date.now() - t} ms; collector ${collector.attach_mode ?? '?'} on ${collector.iface ?? '?'} (links ${collector.link_ids.join(',')}, prog ${collector.prog_id ?? '?'})`);
-  return { pid, collector };
+  return { pid, collector, wireguard };
 }
 
 /** Is the localnet completely up and healthy? (For an idempotent `up`.) */
@@ -406,6 +529,7 @@ async function isHealthy(): Promise<boolean> {
   for (const g of GATEWAY_NAMES) {
     const pid = state.gateways[g]?.pid;
     if (pid === undefined || !pidAlive(pid)) return false;
+    if (linkKindIn(NODES[g].netns, WIREGUARD[g].iface) === null) return false;
   }
   const res = await httpGet(GATEWAY_NAMES.map((g) => `${httpUrl(g)}/health`)).catch(() => []);
   return res.length === GATEWAY_NAMES.length && res.every((r) => r.ok);
@@ -432,7 +556,7 @@ export async function up(io: Io = consoleIo): Promise<UpResult> {
     }
     const left = findLeftovers();
     if (!isEmpty(left)) {
-      io.log(`removing leftovers of an earlier run: namespaces [${left.netns.join(' ')}], host links [${left.hostLinks.join(' ')}], pids [${left.pids.join(' ')}]`);
+      io.log(`removing leftovers of an earlier run: namespaces [${left.netns.join(' ')}], host links [${left.hostLinks.join(' ')}], pids [${left.pids.join(' ')}], wireguard-go sockets [${left.wgSockets.join(' ')}]`);
       const r = teardown(io);
       if (!r.clean) throw new LocalnetError(`could not remove the leftovers: ${r.problems.join('; ')}`);
     }
@@ -445,13 +569,16 @@ export async function up(io: Io = consoleIo): Promise<UpResult> {
     buildNetwork(io);
     const state: LocalnetState = { started_at: new Date().toISOString(), root: ROOT, gateways: {} };
     for (const g of GATEWAY_NAMES) {
-      const { pid, collector } = await startAndWait(g, io);
-      state.gateways[g] = { pid, netns: NODES[g].netns, log: join(LOG_DIR, `${g}.log`), collector };
+      const { pid, collector, wireguard } = await startAndWait(g, io);
+      state.gateways[g] = { pid, netns: NODES[g].netns, log: join(LOG_DIR, `${g}.log`), collector, wireguard };
       writeState(state);
     }
     // IPv6 between the namespaces: a RST from the HTTP port (the listeners are IPv4) proves the path.
     const reach = await agent(NODES.probe.netns, { op: 'reach', targets: GATEWAY_NAMES.map((g) => ({ host: NODES[g].ipv6, port: PORTS.http })) }, 3000).result;
     if (!reach.ok) throw new LocalnetError(`IPv6 between the namespaces does not work: ${JSON.stringify(reach.results)}`);
+    // The exit's uplink, both versions: a RST from the inet host (nothing listens on port 9) proves the path.
+    const uplink = await agent(NODES.exit.netns, { op: 'reach', targets: [INET.ipv4, INET.ipv6].map((host) => ({ host, port: 9 })) }, 3000).result;
+    if (!uplink.ok) throw new LocalnetError(`the exit's uplink to ${INET.netns} does not work: ${JSON.stringify(uplink.results)}`);
     building = false;
     io.log(`localnet up in ${Date.now() - t0} ms`);
     return { already: false, ms: Date.now() - t0, state };
@@ -473,7 +600,10 @@ export async function up(io: Io = consoleIo): Promise<UpResult> {
 
 const GATEWAY_DATA_RE = new RegExp(`(^|/)${LOCALNET_DIR.replace('.', '\\.')}/(entry|exit)/data$`);
 
-/** Our processes: the pid files' (if still the same program), everything inside our namespaces, and gateways whose argv names our data dirs. */
+/**
+ * Our processes: the pid files' (if still the same program), everything inside our namespaces, gateways whose
+ * argv names our data dirs, and wireguard-go processes serving our interface names.
+ */
 export function findOurProcesses(): number[] {
   const found = new Set<number>();
   const self = new Set([process.pid, process.ppid]);
@@ -493,6 +623,7 @@ export function findOurProcesses(): number[] {
     const argv = cmdline(pid);
     if (argv?.some((a) => a.endsWith('lp-gateway.js')) && argv.some((a) => GATEWAY_DATA_RE.test(a) && resolve(cwdOf(pid) ?? '/', a).startsWith(STATE_DIR))) found.add(pid);
   }
+  for (const w of findWireguardGo()) found.add(w.pid);
   for (const s of self) found.delete(s);
   return [...found].sort((a, b) => a - b);
 }
@@ -500,6 +631,10 @@ export function findOurProcesses(): number[] {
 export interface TeardownResult {
   clean: boolean;
   killed: number[];
+  /** WireGuard interfaces deleted (before their namespaces). */
+  wireguard: string[];
+  /** wireguard-go processes that served them (gone with their interface, else signalled by PID). */
+  wireguardGo: number[];
   netns: string[];
   hostLinks: string[];
   /** TCX link ids recorded at `up` that still existed after the processes were gone. */
@@ -538,7 +673,10 @@ export function teardown(io: Io = consoleIo): TeardownResult {
   const state = readState();
   const recordedLinks = GATEWAY_NAMES.flatMap((g) => state?.gateways[g]?.collector?.link_ids ?? []);
 
-  const pids = findOurProcesses();
+  // 1. The gateways (and anything else in our namespaces) — not wireguard-go yet: it goes with its interface.
+  const all = findOurProcesses();
+  const wgGo = findWireguardGo().map((w) => w.pid);
+  const pids = all.filter((p) => !wgGo.includes(p));
   for (const pid of pids) signal(pid, 'SIGTERM');
   let alive = waitGone(pids, LIMITS.term);
   if (alive.length > 0) {
@@ -547,23 +685,52 @@ export function teardown(io: Io = consoleIo): TeardownResult {
     alive = waitGone(alive, LIMITS.kill);
   }
   // Something may have been started in a namespace meanwhile (an agent of a concurrent status).
-  const late = findOurProcesses().filter((p) => !pids.includes(p));
+  const late = findOurProcesses().filter((p) => !pids.includes(p) && !wgGo.includes(p) && !findWireguardGo().some((w) => w.pid === p));
   for (const pid of late) signal(pid, 'SIGKILL');
   alive = [...alive, ...waitGone(late, LIMITS.kill)];
+
+  // 2. The WireGuard interfaces, before their namespaces: a managed interface outlives its gateway (so clients
+  // keep their tunnels across a restart); deleting it makes its wireguard-go exit (and removes its socket).
+  const nsNow = listNetns();
+  const wireguard: string[] = [];
+  for (const g of GATEWAY_NAMES) {
+    const ns = NODES[g].netns;
+    const iface = WIREGUARD[g].iface;
+    if (!nsNow.includes(ns) || linkKindIn(ns, iface) === null) continue;
+    if (ipTry(['-n', ns, 'link', 'delete', 'dev', iface])) wireguard.push(iface);
+    else problems.push(`ip -n ${ns} link delete ${iface} failed`);
+  }
+  // 3. wireguard-go processes serving our names (also one that outlived its namespace): gone with the
+  // interface, else SIGTERM, then SIGKILL — by PID.
+  const wireguardGo = [...new Set([...wgGo, ...findWireguardGo().map((w) => w.pid)])].sort((a, b) => a - b);
+  let wgAlive = waitGone(wireguardGo, LIMITS.wgGone);
+  if (wgAlive.length > 0) {
+    for (const pid of wgAlive) signal(pid, 'SIGTERM');
+    wgAlive = waitGone(wgAlive, LIMITS.kill);
+  }
+  if (wgAlive.length > 0) {
+    io.log(`SIGKILL to wireguard-go ${wgAlive.join(' ')}`);
+    for (const pid of wgAlive) signal(pid, 'SIGKILL');
+    wgAlive = waitGone(wgAlive, LIMITS.kill);
+  }
+  alive = [...alive, ...wgAlive];
   if (alive.length > 0) problems.push(`processes still alive: ${alive.join(' ')}`);
+  // A wireguard-go that was killed cannot remove its socket: remove ours once nothing serves them.
+  if (findWireguardGo().length === 0) for (const f of wgSockets()) rmSync(f, { force: true });
 
   const netns = listNetns().filter((n) => n.startsWith(PREFIX));
   // Node namespaces first, the hub (bridge) last.
   for (const ns of [...netns].sort((a, b) => Number(a === HUB.netns) - Number(b === HUB.netns))) {
     if (!ipTry(['netns', 'delete', ns])) problems.push(`ip netns delete ${ns} failed`);
   }
-  const hostLinks = listLinks(null).filter((n) => n.startsWith(PREFIX));
+  const hostLinks = ourHostLinks();
   // Deleting one end of a veth pair deletes the other: failures are judged by the check below, not here.
   for (const l of hostLinks) if (listLinks(null).includes(l)) ipTry(['link', 'delete', l]);
 
   const left = findLeftovers();
   if (left.netns.length > 0) problems.push(`namespaces left: ${left.netns.join(' ')}`);
   if (left.hostLinks.length > 0) problems.push(`host interfaces left: ${left.hostLinks.join(' ')}`);
+  if (left.wgSockets.length > 0) problems.push(`wireguard-go sockets left: ${left.wgSockets.join(' ')}`);
 
   // TCX links belong to the processes' fds: they are gone once the processes are (checked with bpftool if present).
   let bpfLinksLeft: number[] = [];
@@ -588,7 +755,7 @@ export function teardown(io: Io = consoleIo): TeardownResult {
       }
     }
   }
-  const r: TeardownResult = { clean: problems.length === 0, killed: pids, netns, hostLinks, bpfLinksLeft, problems, ms: Date.now() - t0 };
+  const r: TeardownResult = { clean: problems.length === 0, killed: pids, wireguard, wireguardGo, netns, hostLinks, bpfLinksLeft, problems, ms: Date.now() - t0 };
   return r;
 }
 
@@ -599,6 +766,8 @@ export function down(io: Io = consoleIo): TeardownResult {
     const r = teardown(io);
     const what = [
       r.killed.length > 0 ? `stopped pids ${r.killed.join(' ')}` : null,
+      r.wireguard.length > 0 ? `deleted WireGuard interfaces ${r.wireguard.join(' ')}` : null,
+      r.wireguardGo.length > 0 ? `wireguard-go ${r.wireguardGo.join(' ')} gone` : null,
       r.netns.length > 0 ? `deleted namespaces ${r.netns.join(' ')} (with bridge ${HUB.bridge} and the veths)` : null,
       r.hostLinks.length > 0 ? `deleted host interfaces ${r.hostLinks.join(' ')}` : null,
     ].filter((x) => x !== null);
@@ -625,6 +794,8 @@ export interface NodeStatus {
   health: string | null;
   collector: { state: string; attach_mode: string | null; windows: number; link_ids: number[]; iface: string | null } | null;
   directory_peers: number | null;
+  /** A gateway's WireGuard interface: its link kind (`tun` = wireguard-go, `wireguard` = kernel), null when absent. */
+  wireguard: { iface: string; kind: string | null; wireguard_go_pid: number | null } | null;
 }
 
 export interface StatusResult {
@@ -633,22 +804,32 @@ export interface StatusResult {
   hostLinks: string[];
   nodes: NodeStatus[];
   ipv6: ReachResult[];
+  /** From the exit namespace to the inet host, IPv4 and IPv6. */
+  uplink: ReachResult[];
 }
 
 export async function status(): Promise<StatusResult> {
   const allNs = listNetns();
   const netns = allNs.filter((n) => n.startsWith(PREFIX));
-  const hostLinks = listLinks(null).filter((n) => n.startsWith(PREFIX));
+  const hostLinks = ourHostLinks();
   const canAsk = isRoot() && netns.includes(NODES.probe.netns);
   const urls = GATEWAY_NAMES.flatMap((g) => [`${httpUrl(g)}/health`, `${httpUrl(g)}/v1/collector/status`, `${httpUrl(g)}/v1/stats`]);
   const answers = canAsk ? await httpGet(urls, 2000).catch(() => []) : [];
   const byUrl = new Map(answers.map((a) => [a.url, a]));
-  const ipv6 = canAsk ? await agent(NODES.probe.netns, { op: 'reach', targets: GATEWAY_NAMES.map((g) => ({ host: NODES[g].ipv6, port: PORTS.http })) }, 2000).result.then((r) => (r.op === 'reach' ? r.results : [])).catch(() => []) : [];
-  const nodes: NodeStatus[] = NODE_NAMES.map((name) => {
-    const n = NODES[name];
-    const s: NodeStatus = { name, netns: n.netns, netns_present: allNs.includes(n.netns), ipv4: n.ipv4, ipv6: n.ipv6, pid: null, running: null, health: null, collector: null, directory_peers: null };
-    if (name === 'probe') return s;
+  const reach = async (netns: string, targets: { host: string; port: number }[]): Promise<ReachResult[]> =>
+    agent(netns, { op: 'reach', targets }, 2000)
+      .result.then((r) => (r.op === 'reach' ? r.results : []))
+      .catch(() => []);
+  const ipv6 = canAsk ? await reach(NODES.probe.netns, GATEWAY_NAMES.map((g) => ({ host: NODES[g].ipv6, port: PORTS.http }))) : [];
+  const uplink = isRoot() && netns.includes(NODES.exit.netns) && netns.includes(INET.netns) ? await reach(NODES.exit.netns, [INET.ipv4, INET.ipv6].map((host) => ({ host, port: 9 }))) : [];
+  const wgGo = isRoot() ? findWireguardGo() : [];
+  const nodes: NodeStatus[] = [...NODE_NAMES, INET.name].map((name) => {
+    const n = name === 'inet' ? INET : NODES[name];
+    const s: NodeStatus = { name, netns: n.netns, netns_present: allNs.includes(n.netns), ipv4: n.ipv4, ipv6: n.ipv6, pid: null, running: null, health: null, collector: null, directory_peers: null, wireguard: null };
+    if (name === 'probe' || name === 'inet') return s;
     const g = name;
+    const wgIf = WIREGUARD[g].iface;
+    s.wireguard = { iface: wgIf, kind: s.netns_present ? linkKindIn(n.netns, wgIf) : null, wireguard_go_pid: wgGo.find((w) => w.iface === wgIf)?.pid ?? null };
     s.pid = readPid(g);
     s.running = s.pid === null ? null : pidAlive(s.pid);
     const h = byUrl.get(`${httpUrl(g)}/health`);
@@ -662,18 +843,20 @@ export async function status(): Promise<StatusResult> {
     if (st?.ok) s.directory_peers = (st.body as { directory: { peers: number } | null }).directory?.peers ?? null;
     return s;
   });
-  const gw = nodes.filter((n) => n.name !== 'probe');
-  const allUp = ALL_NETNS.every((n) => netns.includes(n)) && gw.every((n) => n.running === true && n.health === 'ok' && n.collector?.state === 'running');
-  const nothing = netns.length === 0 && hostLinks.length === 0 && gw.every((n) => n.running !== true);
-  return { state: allUp ? 'up' : nothing ? 'down' : 'degraded', netns, hostLinks, nodes, ipv6 };
+  const gw = nodes.filter((n) => n.name === 'entry' || n.name === 'exit');
+  const allUp = ALL_NETNS.every((n) => netns.includes(n)) && gw.every((n) => n.running === true && n.health === 'ok' && n.collector?.state === 'running' && n.wireguard?.kind != null);
+  const nothing = netns.length === 0 && hostLinks.length === 0 && gw.every((n) => n.running !== true) && wgGo.length === 0;
+  return { state: allUp ? 'up' : nothing ? 'down' : 'degraded', netns, hostLinks, nodes, ipv6, uplink };
 }
 
 export function formatStatus(s: StatusResult): string[] {
   const lines = [`localnet: ${s.state}   (prefix ${PREFIX}, ${SUBNET4}, ${SUBNET6}, bridge ${HUB.bridge} in ${HUB.netns})`];
   lines.push(`namespaces: ${s.netns.length > 0 ? [...s.netns].sort().join(' ') : '(none)'}${s.hostLinks.length > 0 ? `; host interfaces: ${s.hostLinks.join(' ')}` : ''}`);
-  const rows = [['node', 'netns', 'ipv4', 'ipv6', 'pid', 'process', 'health', 'collector', 'directory']];
+  const rows = [['node', 'netns', 'ipv4', 'ipv6', 'pid', 'process', 'health', 'collector', 'directory', 'wireguard']];
   for (const n of s.nodes) {
     const col = n.collector ? `${n.collector.state} ${n.collector.attach_mode ?? ''} ${n.collector.iface ?? ''} windows=${n.collector.windows} links=${n.collector.link_ids.join(',')}` : '-';
+    const w = n.wireguard;
+    const wg = w === null ? '-' : w.kind === null ? `${w.iface} missing` : `${w.iface} ${w.kind === 'wireguard' ? 'kernel' : w.wireguard_go_pid !== null ? `wireguard-go ${w.wireguard_go_pid}` : w.kind}`;
     rows.push([
       n.name,
       n.netns_present ? n.netns : `${n.netns} (missing)`,
@@ -684,11 +867,13 @@ export function formatStatus(s: StatusResult): string[] {
       n.health ?? '-',
       col,
       n.directory_peers === null ? '-' : `peers=${n.directory_peers}`,
+      wg,
     ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
   if (s.ipv6.length > 0) lines.push(`ipv6 from probe: ${s.ipv6.map((r) => `[${r.host}]:${r.port} ${r.result === 'open' || r.result === 'refused' ? 'reachable' : r.result}`).join(', ')}`);
+  if (s.uplink.length > 0) lines.push(`exit uplink ${UPLINK.exitIface} → inet: ${s.uplink.map((r) => `${r.host} ${r.result === 'open' || r.result === 'refused' ? 'reachable' : r.result}`).join(', ')}`);
   if (!isRoot() && s.netns.length > 0) lines.push('(not root: health and collector not queried)');
   return lines;
 }
@@ -801,6 +986,8 @@ export interface GatewayEvidence {
   windows_total: number;
   /** Windows overlapping the probe run. */
   windows_in_run: number;
+  /** The ports the collector watched (every window's `source.watched_ports`, merged). */
+  watched_ports: number[];
   /** Distinct remote addresses (the non-watched side) during the run / over the collector's whole life. */
   remotes_in_run: string[];
   remotes_ever: string[];
@@ -816,8 +1003,7 @@ export interface CollectorEvidence {
   problems: string[];
 }
 
-function evidenceFor(g: GatewayName, from: Date, until: Date): GatewayEvidence {
-  const all = readCollectorWindows(g);
+function evidenceFor(g: GatewayName, all: readonly WindowSnapshot[], from: Date, until: Date): GatewayEvidence {
   const f = from.toISOString();
   const u = until.toISOString();
   const inRun = all.filter((w) => w.ended_at >= f && w.started_at <= u);
@@ -839,36 +1025,70 @@ function evidenceFor(g: GatewayName, from: Date, until: Date): GatewayEvidence {
     gateway: g,
     windows_total: all.length,
     windows_in_run: inRun.length,
+    watched_ports: [...new Set(all.flatMap((w) => w.source.watched_ports))].sort((a, b) => a - b),
     remotes_in_run: uniq(inRun.flatMap((w) => w.flows.map((x) => x.remote))),
     remotes_ever: uniq(all.flatMap((w) => w.flows.map((x) => x.remote))),
     peers_in_run: [...peers.values()].map(({ ports, ...p }) => ({ ...p, connections: ports.size })),
   };
 }
 
+export interface CollectorCheckInput {
+  /** Every window each collector wrote (its NDJSON output), any order. */
+  entry: readonly WindowSnapshot[];
+  exit: readonly WindowSnapshot[];
+  /** The probe run. */
+  from: Date;
+  until: Date;
+  /** A window of each collector closed after `until`. */
+  covered: boolean;
+  transports: readonly ProbeTransport[];
+  /** The probe ran its tunnel checks: WireGuard traffic (UDP 51820) is expected at both gateways. */
+  tunnel: boolean;
+}
+
 /**
- * What the collectors saw between `from` and `until` (waiting for a window that closes after `until`), and
- * whether it matches the topology: the entry sees the probe (TCP and UDP), the exit sees LP traffic only
- * from the entry and never anything of the probe's.
+ * Whether the collectors' windows match the topology (a pure function of their output, unit-tested on crafted
+ * windows): the entry sees the probe — its LP flows per transport and, with the tunnel checks, its WireGuard
+ * flow to the entry's port 51820; the exit watches its WireGuard port and sees the entry's LP TCP flow and,
+ * with the tunnel checks, the entry's WireGuard flow to its port 51820 (the probe's two-hop tunnel,
+ * masqueraded by the entry); and over the exit collector's whole life every flow's remote side is the entry's
+ * address and no flow names the probe's — for LP and WireGuard traffic alike: the privacy of two hops.
  */
-export async function collectorEvidence(from: Date, until: Date, transports: readonly ProbeTransport[] = PROBE_TRANSPORTS): Promise<CollectorEvidence> {
-  const covered = await waitForWindowsAfter(new Date(until.getTime() + 300));
-  const entry = evidenceFor('entry', from, until);
-  const exit = evidenceFor('exit', from, until);
+export function checkCollectors(i: CollectorCheckInput): CollectorEvidence {
+  const entry = evidenceFor('entry', i.entry, i.from, i.until);
+  const exit = evidenceFor('exit', i.exit, i.from, i.until);
   const problems: string[] = [];
   const probe = [NODES.probe.ipv4, NODES.probe.ipv6];
-  if (!covered) problems.push(`no collector window closed after the probe run within ${LIMITS.window} ms`);
-  for (const t of transports) {
+  const e4 = NODES.entry.ipv4;
+  const x4 = NODES.exit.ipv4;
+  const twoWay = (f: PeerSummary): boolean => f.request.packets > 0 && f.response.packets > 0;
+  if (!i.covered) problems.push(`no collector window closed after the probe run within ${LIMITS.window} ms`);
+  for (const t of i.transports) {
     const port = t === 'tcp' ? PORTS.lpTcp : PORTS.lpUdp;
-    if (!entry.peers_in_run.some((f) => f.proto === t && f.remote === NODES.probe.ipv4 && f.local === NODES.entry.ipv4 && f.local_port === port && f.request.packets > 0 && f.response.packets > 0)) {
-      problems.push(`entry collector shows no ${t} flow from the probe (${NODES.probe.ipv4} → ${NODES.entry.ipv4}:${port})`);
+    if (!entry.peers_in_run.some((f) => f.proto === t && f.remote === NODES.probe.ipv4 && f.local === e4 && f.local_port === port && twoWay(f))) {
+      problems.push(`entry collector shows no ${t} flow from the probe (${NODES.probe.ipv4} → ${e4}:${port})`);
     }
   }
-  if (!exit.peers_in_run.some((f) => f.proto === 'tcp' && f.remote === NODES.entry.ipv4 && f.local === NODES.exit.ipv4 && f.local_port === PORTS.lpTcp && f.response.packets > 0)) problems.push(`exit collector shows no tcp flow from the entry (${NODES.entry.ipv4} → ${NODES.exit.ipv4}:${PORTS.lpTcp}) during the probe run`);
-  const exitRemotes = new Set([...exit.remotes_ever]);
-  for (const r of exitRemotes) if (r !== NODES.entry.ipv4) problems.push(`exit collector shows a flow from ${r}; only the entry (${NODES.entry.ipv4}) may reach it`);
-  const exitAll = readCollectorWindows('exit').flatMap((w) => w.flows.flatMap((x) => [x.local, x.remote]));
-  if (exitAll.some((a) => probe.includes(a))) problems.push("exit collector shows the probe's address");
-  return { window_covering_run: covered, entry, exit, ok: problems.length === 0, problems };
+  if (!exit.peers_in_run.some((f) => f.proto === 'tcp' && f.remote === e4 && f.local === x4 && f.local_port === PORTS.lpTcp && f.response.packets > 0)) problems.push(`exit collector shows no tcp flow from the entry (${e4} → ${x4}:${PORTS.lpTcp}) during the probe run`);
+  if (i.tunnel) {
+    if (!entry.peers_in_run.some((f) => f.proto === 'udp' && f.remote === NODES.probe.ipv4 && f.local === e4 && f.local_port === PORTS.wireguard && twoWay(f))) {
+      problems.push(`entry collector shows no WireGuard flow from the probe (udp ${NODES.probe.ipv4} → ${e4}:${PORTS.wireguard})`);
+    }
+    if (!exit.watched_ports.includes(PORTS.wireguard)) problems.push(`exit collector does not watch the WireGuard port ${PORTS.wireguard} (watched: ${exit.watched_ports.join(', ') || 'none'})`);
+    if (!exit.peers_in_run.some((f) => f.proto === 'udp' && f.remote === e4 && f.local === x4 && f.local_port === PORTS.wireguard && twoWay(f))) {
+      problems.push(`exit collector shows no WireGuard flow from the entry (udp ${e4} → ${x4}:${PORTS.wireguard}: the two-hop tunnel) during the probe run`);
+    }
+  }
+  for (const r of exit.remotes_ever) if (r !== e4) problems.push(`exit collector shows a flow from ${r}; only the entry (${e4}) may reach it`);
+  const exitAddrs = i.exit.flatMap((w) => w.flows.flatMap((x) => [x.local, x.remote]));
+  if (exitAddrs.some((a) => probe.includes(a))) problems.push("exit collector shows the probe's address");
+  return { window_covering_run: i.covered, entry, exit, ok: problems.length === 0, problems };
+}
+
+/** What the collectors wrote about the probe run (waiting, bounded, for a window that closes after `until`), checked by checkCollectors. */
+export async function collectorEvidence(from: Date, until: Date, transports: readonly ProbeTransport[] = PROBE_TRANSPORTS, tunnel = true): Promise<CollectorEvidence> {
+  const covered = await waitForWindowsAfter(new Date(until.getTime() + 300));
+  return checkCollectors({ entry: readCollectorWindows('entry'), exit: readCollectorWindows('exit'), from, until, covered, transports, tunnel });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -912,7 +1132,15 @@ export function outcomeChecks(report: ProbeReportLike): { name: string; ok: bool
   return checks;
 }
 
-function judge(transport: ProbeTransport, code: number | null, stdout: string, stderr: string, ms: number, timedOut: boolean): ProbeRun {
+/**
+ * The sections every localnet run must report: LP, telescoping and rekey, and the tunnel checks — one hop
+ * (`wg`, the entry's tunnel), two hops (`wg_exit`, the exit's tunnel inside the entry's) and beyond the exit
+ * (`as_exit`, echoes to the inet host). Their `can_*` flags must all be true.
+ */
+export const REQUIRED_SECTIONS = ['lp', 'telescoping', 'rekey', 'telescoping_rekey', 'wg', 'wg_exit', 'as_exit'] as const;
+
+/** One probe run's verdict from its exit status and output (exported for the unit tests). */
+export function judge(transport: ProbeTransport, code: number | null, stdout: string, stderr: string, ms: number, timedOut: boolean): ProbeRun {
   const failed: string[] = [];
   let report: ProbeReportLike | null = null;
   try {
@@ -924,7 +1152,7 @@ function judge(transport: ProbeTransport, code: number | null, stdout: string, s
   if (timedOut) failed.push(`gateway-probe did not finish within ${LIMITS.probe} ms`);
   if (report === null) failed.push(`no JSON report on stdout (exit ${String(code)}): ${(stdout.trim() || stderr.trim()).slice(0, 300)}`);
   else {
-    for (const section of ['lp', 'telescoping', 'rekey'] as const) if (!report.outcome[section]) failed.push(`outcome.${section} missing`);
+    for (const section of REQUIRED_SECTIONS) if (!report.outcome[section]) failed.push(`outcome.${section} missing`);
     for (const c of outcomeChecks(report)) if (!c.ok) failed.push(c.name);
     if (report.passed === false) failed.push('passed=false');
   }
@@ -934,8 +1162,12 @@ function judge(transport: ProbeTransport, code: number | null, stdout: string, s
 
 export function summaryLine(r: ProbeRun): string {
   const checks = r.report ? outcomeChecks(r.report).map((c) => `${c.name.replace(/\.can_/, ':')}${c.ok ? '✓' : '✗'}`) : [];
+  const ratio = (section: string): string => {
+    const w = r.report?.outcome[section];
+    return w ? ` ${section} echoes v4 ${String(w.ping_ips_performance_v4 ?? '?')} v6 ${String(w.ping_ips_performance_v6 ?? '?')}` : '';
+  };
   const total = r.report?.timings_ms.total;
-  return `probe ${r.transport}: ${r.passed ? 'PASS' : 'FAIL'}  ${checks.join(' ')}  probe total ${total ?? '?'} ms, wall ${r.ms} ms${r.passed ? '' : `  failed: ${r.failed.join(', ')}`}`;
+  return `probe ${r.transport}: ${r.passed ? 'PASS' : 'FAIL'}  ${checks.join(' ')} ${ratio('wg')}${ratio('wg_exit')}  probe total ${total ?? '?'} ms, wall ${r.ms} ms${r.passed ? '' : `  failed: ${r.failed.join(', ')}`}`;
 }
 
 export function evidenceLines(e: CollectorEvidence): string[] {
@@ -946,7 +1178,7 @@ export function evidenceLines(e: CollectorEvidence): string[] {
       lines.push(`  ${p.proto} ${p.remote} → ${p.local}:${p.local_port}  ${p.connections} conn  request ${p.request.packets} pkts/${p.request.payload_bytes} B  response ${p.response.packets} pkts/${p.response.payload_bytes} B`);
     }
   }
-  lines.push(`collector check: ${e.ok ? `OK (the entry sees the probe ${NODES.probe.ipv4}; the exit sees only the entry ${NODES.entry.ipv4})` : `FAIL: ${e.problems.join('; ')}`}`);
+  lines.push(`collector check: ${e.ok ? `OK (the entry sees the probe ${NODES.probe.ipv4}; the exit, watching ports ${e.exit.watched_ports.join(', ')}, sees only the entry ${NODES.entry.ipv4}, for LP and WireGuard)` : `FAIL: ${e.problems.join('; ')}`}`);
   return lines;
 }
 

@@ -4,14 +4,16 @@
  * (debootstrap + this host's Node), production dependencies from docker/offline/prebuilt-deps.sh, then
  * docker/compose.yaml through Compose v1 exactly as docker/README.md documents it: build, then
  * `up --exit-code-from probe`. Checks the probe's exit status and both of its reports (tcp and udp,
- * telescoped, rekey), that each gateway's collector attached to its eth0, and — from the collectors' own
- * NDJSON windows, as the namespace localnet's test does — that the entry saw the probe's TCP and UDP and the
- * exit saw only the entry. Then `down -v --rmi all` must leave the engine empty.
+ * telescoped, rekey, the one-hop and two-hop WireGuard tunnels and pings to the inet host beyond the exit),
+ * that each gateway made its WireGuard interface and attached its collector to its eth0, and — from the
+ * collectors' own NDJSON windows, with the namespace localnet's own check — that the entry saw the probe's
+ * TCP, UDP and WireGuard flows and the exit only the entry, for LP and WireGuard traffic. Then
+ * `down -v --rmi all` must leave the engine empty.
  *
  * Root only, with docker.io, docker-compose and debootstrap installed (.ci/run installs them); skipped
  * otherwise, except under CI, where a missing tool fails the test: CI is where this must run. Everything it
  * starts is removed in after(), also on failure: the project (containers, network, volumes, images), the
- * engine (by PID) with its directory, the prebuilt dependencies, the bridge by its name.
+ * engine (by PID) with its directory, the prebuilt dependencies, the bridges by their names.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -20,8 +22,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { WindowSnapshot } from '../../src/collector/schema.js';
+import { checkCollectors } from '../../scripts/localnet/localnet.js';
 import { which } from '../../scripts/localnet/sys.js';
-import { DOCKER, NODES, PORTS, PROBE_TRANSPORTS } from '../../scripts/localnet/topology.js';
+import { DOCKER, INET, NODES, PORTS, PROBE_TRANSPORTS, WIREGUARD } from '../../scripts/localnet/topology.js';
 import { PrivateDockerd, killRunningCommands, removeTree, runCommand, runSync, type CommandResult } from '../helpers/private-dockerd.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -73,11 +76,13 @@ function teardown(): void {
     cleanupProblems.push(...e.stop());
     engine = null;
   }
-  // Docker's bridge for the project's network, should the engine not have removed it (the preflight made
+  // Docker's bridges for the project's networks, should the engine not have removed them (the preflight made
   // sure no such interface existed before).
-  if (startedEngine && runSync('ip', ['link', 'show', DOCKER.bridge]).code === 0) {
-    cleanupProblems.push(`interface ${DOCKER.bridge} was left; deleted`);
-    runSync('ip', ['link', 'del', DOCKER.bridge]);
+  for (const bridge of [DOCKER.bridge, DOCKER.uplinkBridge]) {
+    if (startedEngine && runSync('ip', ['link', 'show', bridge]).code === 0) {
+      cleanupProblems.push(`interface ${bridge} was left; deleted`);
+      runSync('ip', ['link', 'del', bridge]);
+    }
   }
   startedEngine = false;
   if (work !== null) {
@@ -133,10 +138,10 @@ interface ProbeReport {
   passed?: boolean;
 }
 
-test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, rekey), collectors, down', { skip: SKIP, timeout: 1_800_000 }, async (t) => {
+test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, rekey, one- and two-hop tunnels), collectors, down', { skip: SKIP, timeout: 1_800_000 }, async (t) => {
   assert.equal(lack, null, `under CI this test must run: ${String(lack)}`);
   const ms: Record<string, number> = {};
-  assert.notEqual(runSync('ip', ['link', 'show', DOCKER.bridge]).code, 0, `an interface ${DOCKER.bridge} exists already (a Docker localnet running?); remove it first`);
+  for (const bridge of [DOCKER.bridge, DOCKER.uplinkBridge]) assert.notEqual(runSync('ip', ['link', 'show', bridge]).code, 0, `an interface ${bridge} exists already (a Docker localnet running?); remove it first`);
   work = mkdtempSync(join(tmpdir(), 'lpgw-docker-'));
 
   // Production dependencies, then the engine and the base image.
@@ -164,6 +169,11 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
   // The documented one-shot command: its exit status is the probe's.
   const up = await runCommand('docker-compose', compose(['up', '--no-color', '--exit-code-from', 'probe']), { env, cwd: ROOT, timeoutMs: LIMITS.up });
   ms.up = up.ms;
+  if (up.code !== 0 || up.timedOut) {
+    // The reason is usually in a gateway's own log (a container that never became healthy).
+    const logs = await runCommand('docker-compose', compose(['logs', '--no-color', '--tail', '12', 'inet', 'exit', 'entry']), { env, cwd: ROOT, timeoutMs: 60_000 });
+    up.stdout += `\n--- docker-compose logs --tail 12 inet exit entry\n${logs.stdout}${logs.stderr}`;
+  }
   ok(up, 'docker-compose up --exit-code-from probe');
 
   const containerOf = async (service: string): Promise<string> => {
@@ -188,6 +198,15 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
       for (const f of flags) assert.equal(report.outcome[section]?.[f], true, `${transport}: outcome.${section}.${f}`);
       assert.equal(report.outcome[section]?.error, null, `${transport}: outcome.${section}.error`);
     }
+    // One hop (the entry's tunnel), two hops (the exit's inside it), and the inet host beyond the exit.
+    for (const section of ['wg', 'wg_exit'] as const) {
+      const w = report.outcome[section];
+      for (const f of ['can_register', 'can_handshake_v4', 'can_handshake_v6'] as const) assert.equal(w?.[f], true, `${transport}: outcome.${section}.${f}`);
+      assert.equal(w?.ping_ips_performance_v4, 1, `${transport}: outcome.${section}.ping_ips_performance_v4`);
+      assert.equal(w?.ping_ips_performance_v6, 1, `${transport}: outcome.${section}.ping_ips_performance_v6`);
+      assert.equal(w?.error, null, `${transport}: outcome.${section}.error`);
+    }
+    assert.deepEqual(report.outcome.as_exit, { can_route_ip_v4: true, can_route_ip_v6: true, targets: { ipv4: INET.ipv4, ipv6: INET.ipv6 }, error: null }, `${transport}: outcome.as_exit`);
   });
   t.diagnostic(
     probeLogs.stderr
@@ -198,15 +217,24 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
 
   // Each collector attached to the container's eth0 (its log line), and its windows say what it saw.
   const windows: Record<'entry' | 'exit', WindowSnapshot[]> = { entry: [], exit: [] };
+  const wgImpl: Record<'entry' | 'exit', string> = { entry: '?', exit: '?' };
+  /** Whether Docker had attached the exit's uplink as eth0 (its entrypoint then swapped the names). */
+  let swapped = false;
   for (const g of ['entry', 'exit'] as const) {
     const id = await containerOf(g);
     const logs = await e.docker(['logs', id], 30_000);
-    const attached = logs.stdout
+    const logLines = logs.stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { msg?: string; iface?: string; attach_mode?: string })
-      .find((l) => l.msg === 'collector attached');
-    assert.equal(attached?.iface, 'eth0', `${g}: the collector attached to eth0:\n${tail(logs.stdout, 15)}`);
+      .map((l) => JSON.parse(l) as { msg?: string; iface?: string; attach_mode?: string; interface?: string; implementation?: string; uplink?: string | null });
+    const attachedLine = logLines.find((l) => l.msg === 'collector attached');
+    assert.equal(attachedLine?.iface, 'eth0', `${g}: the collector attached to eth0:\n${tail(logs.stdout, 15)}`);
+    // The managed WireGuard interface: wireguard-go inside the container (or the host kernel's WireGuard).
+    const wg = logLines.find((l) => l.interface === WIREGUARD[g].iface && l.implementation !== undefined);
+    assert.ok(wg?.implementation === 'wireguard-go' || wg?.implementation === 'kernel', `${g}: created ${WIREGUARD[g].iface}:\n${tail(logs.stdout, 15)}`);
+    assert.equal(wg.uplink, WIREGUARD[g].uplink, `${g}: uplink`);
+    wgImpl[g] = wg.implementation;
+    if (g === 'exit') swapped = logs.stderr.includes('exit: swapped eth0 and eth1');
     const dir = join(work, `collector-${g}`);
     ok(await e.docker(['cp', `${id}:/var/lib/lp-gateway/collector`, dir], LIMITS.cp), `docker cp ${g} collector windows`);
     windows[g] = readWindows(dir);
@@ -216,6 +244,12 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
       assert.deepEqual(w.source.hooks, ['ingress', 'egress']);
     }
   }
+  // The namespace localnet's own check (scripts/localnet/localnet.ts) over every window: the entry saw the
+  // probe's LP TCP, LP UDP and WireGuard flows; the exit watched its WireGuard port and saw the entry's LP TCP
+  // and WireGuard (two-hop) flows and never anything but the entry's address. (The check compares ISO
+  // strings: the bounds stay within four-digit years.)
+  const verdict = checkCollectors({ entry: windows.entry, exit: windows.exit, from: new Date(0), until: new Date('9999-12-31T23:59:59.999Z'), covered: true, transports: PROBE_TRANSPORTS, tunnel: true });
+  assert.deepEqual(verdict.problems, [], 'the collector check');
   const exitFlows = windows.exit.flatMap((w) => w.flows);
   assert.ok(
     exitFlows.some((f) => f.proto === 'tcp' && f.remote === NODES.entry.ipv4 && f.local === NODES.exit.ipv4 && f.local_port === PORTS.lpTcp && f.request.packets > 0 && f.response.packets > 0),
@@ -232,7 +266,11 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
       `the entry collector shows the probe's ${proto} flow to ${NODES.entry.ipv4}:${port}`,
     );
   }
-  t.diagnostic(`collector windows: entry ${windows.entry.length}, exit ${windows.exit.length} (attach mode ${windows.exit[0]?.source.attach_mode ?? '?'}); engine ${version}${major < 23 ? ', LPGW_CAP_BPF=SYS_ADMIN' : ''}`);
+  assert.ok(
+    exitFlows.some((f) => f.proto === 'udp' && f.remote === NODES.entry.ipv4 && f.local === NODES.exit.ipv4 && f.local_port === PORTS.wireguard && f.request.packets > 0 && f.response.packets > 0),
+    "the exit collector shows the two-hop tunnel's WireGuard traffic, from the entry's address",
+  );
+  t.diagnostic(`collector windows: entry ${windows.entry.length}, exit ${windows.exit.length} (attach mode ${windows.exit[0]?.source.attach_mode ?? '?'}); WireGuard entry ${wgImpl.entry}, exit ${wgImpl.exit}; exit interfaces ${swapped ? 'swapped by its entrypoint' : 'attached in order'}; engine ${version}${major < 23 ? ', LPGW_CAP_BPF=SYS_ADMIN' : ''}`);
 
   // down removes the project's containers, network, volumes and image; the build stages and the base go too.
   const down = await runCommand('docker-compose', compose(['down', '-v', '--rmi', 'all', '--remove-orphans', '-t', '5']), { env, cwd: ROOT, timeoutMs: LIMITS.down });
@@ -248,7 +286,7 @@ test('docker localnet: offline image, compose up, probe (tcp + udp, telescoped, 
     const r = await e.docker(args, 30_000);
     assert.equal(r.stdout.trim(), '', `no ${what} left`);
   }
-  assert.notEqual(runSync('ip', ['link', 'show', DOCKER.bridge]).code, 0, `the bridge ${DOCKER.bridge} is gone`);
+  for (const bridge of [DOCKER.bridge, DOCKER.uplinkBridge]) assert.notEqual(runSync('ip', ['link', 'show', bridge]).code, 0, `the bridge ${bridge} is gone`);
 
   const t1 = Date.now();
   teardown();

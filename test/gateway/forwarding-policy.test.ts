@@ -6,11 +6,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AddressAllocator } from '../../src/gateway/registration/allocator.js';
-import { exitEndpoints, forwardingRuleset, nftTableName } from '../../src/gateway/wireguard/interface.js';
+import { enableSysctl, exitEndpoints, forwardingRuleset, nftTableName } from '../../src/gateway/wireguard/interface.js';
 import { Netns, isRoot, which } from '../collector/helpers/env.js';
 
 const pools = (() => {
@@ -44,6 +44,18 @@ describe('forwarding policy', () => {
     const none = forwardingRuleset('wg0', 'eth0', pools, { role: 'entry', exits: [] });
     assert.doesNotMatch(none, /daddr/);
     assert.match(none, /iifname "wg0" drop/);
+  });
+
+  test('IP forwarding: a sysctl already 1 is not written (read-only /proc/sys in a container), else it is set to 1', () => {
+    const on = join(dir, 'already-on');
+    writeFileSync(on, '1');
+    enableSysctl(on);
+    assert.equal(readFileSync(on, 'utf8'), '1', 'left alone');
+    const off = join(dir, 'off');
+    writeFileSync(off, '0\n');
+    enableSysctl(off);
+    assert.equal(readFileSync(off, 'utf8'), '1\n');
+    assert.throws(() => enableSysctl(join(dir, 'no-such-dir', 'x')), /ENOENT/);
   });
 
   test('no uplink: clients reach only the gateway (no forward accept, no NAT)', () => {

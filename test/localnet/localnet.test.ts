@@ -1,23 +1,25 @@
 /**
  * The namespace localnet end to end, through the npm scripts: `localnet:up` → `localnet:status` →
- * `localnet:probe` (telescoped, tcp and udp, --rekey) → collector checks → `localnet:down` (twice: it is
- * idempotent). The collector checks read the collectors' own output — the NDJSON windows under each
- * gateway's data dir and `GET /v1/collector/windows/latest` — not the script's summary: the exit must see LP
- * traffic only from the entry's address and never the probe's; the entry must see the probe's TCP and UDP
- * flows. Afterwards nothing of ours may be left: namespaces, host interfaces, processes, TCX links.
- * Root only (skipped otherwise); `down` always runs in after().
+ * `localnet:probe` (telescoped, tcp and udp, --rekey, the one-hop and two-hop WireGuard tunnels and echoes
+ * to the inet host beyond the exit) → collector checks → `localnet:down` (twice: it is idempotent). The
+ * collector checks read the collectors' own output — the NDJSON windows under each gateway's data dir and
+ * `GET /v1/collector/windows/latest` — not the script's summary: the exit must see traffic — LP and
+ * WireGuard — only from the entry's address and never the probe's; the entry must see the probe's TCP, UDP
+ * and WireGuard flows. Afterwards nothing of ours may be left: namespaces, host interfaces, processes
+ * (wireguard-go too), wireguard-go sockets, TCX links.
+ * Root, nft and WireGuard (the kernel's or wireguard-go) only (skipped otherwise); `down` always runs in after().
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
 import type { WindowSnapshot } from '../../src/collector/schema.js';
-import { findLeftovers, readCollectorWindows, ROOT, STATE_DIR, type ProbeReportLike, type StatusResult } from '../../scripts/localnet/localnet.js';
+import { findLeftovers, readCollectorWindows, ROOT, STATE_DIR, wireguardMissing, type ProbeReportLike, type StatusResult } from '../../scripts/localnet/localnet.js';
 import { which } from '../../scripts/localnet/sys.js';
-import { NODES, PORTS, PROBE_TRANSPORTS, httpUrl } from '../../scripts/localnet/topology.js';
+import { INET, NODES, PORTS, PROBE_TRANSPORTS, WIREGUARD, httpUrl } from '../../scripts/localnet/topology.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const SKIP = isRoot ? false : 'needs root (network namespaces, veth, eBPF collector)';
+const SKIP = !isRoot ? 'needs root (network namespaces, veth, eBPF collector, WireGuard interfaces)' : (wireguardMissing() ?? false);
 
 const NPM = which('npm') ?? 'npm';
 
@@ -70,7 +72,7 @@ function getFromProbe(url: string): { status: number | null; body: unknown } {
 
 const flowsOf = (ws: WindowSnapshot[]): WindowSnapshot['flows'] => ws.flatMap((w) => w.flows);
 
-test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { skip: SKIP, timeout: 150_000 }, async (t) => {
+test('localnet: up, probe (tcp + udp, telescoped, rekey, one- and two-hop tunnels), collectors, down', { skip: SKIP, timeout: 150_000 }, async (t) => {
   const timings: Record<string, number> = {};
 
   // up
@@ -91,7 +93,11 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
     assert.equal(n.collector?.state, 'running');
     assert.equal(n.collector.iface, 'eth0');
     linkIds.push(...n.collector.link_ids);
+    assert.equal(n.wireguard?.iface, WIREGUARD[g].iface, `${g}: WireGuard interface`);
+    assert.ok(n.wireguard.kind === 'wireguard' || (n.wireguard.kind === 'tun' && n.wireguard.wireguard_go_pid !== null), `${g}: ${WIREGUARD[g].iface} is WireGuard (kernel, or tun served by wireguard-go): ${JSON.stringify(n.wireguard)}`);
   }
+  assert.ok(status.nodes.find((x) => x.name === 'inet')?.netns_present, 'the inet namespace exists');
+  assert.ok(status.uplink.length === 2 && status.uplink.every((r) => r.result === 'refused' || r.result === 'open'), `the exit reaches inet over IPv4 and IPv6: ${JSON.stringify(status.uplink)}`);
   assert.equal(status.nodes.find((x) => x.name === 'entry')?.directory_peers, 1, 'the entry knows the exit');
   assert.ok(status.ipv6.length === 2 && status.ipv6.every((r) => r.result === 'refused' || r.result === 'open'), `IPv6 between namespaces: ${JSON.stringify(status.ipv6)}`);
 
@@ -102,8 +108,9 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
   timings.probe = pr.ms;
   t.diagnostic((pr.stderr.split('--- summary\n')[1] ?? pr.stderr).split('\n').filter((l) => /^(probe (tcp|udp): |collector check|localnet probe)/.test(l)).join(' | '));
   assert.equal(pr.code, 0, `localnet:probe failed:\n${pr.stderr}`);
-  const out = JSON.parse(pr.stdout) as { passed: boolean; runs: { transport: string; exit_code: number; report: ProbeReportLike }[] };
+  const out = JSON.parse(pr.stdout) as { passed: boolean; runs: { transport: string; exit_code: number; report: ProbeReportLike }[]; collector: { ok: boolean; problems: string[] } };
   assert.equal(out.passed, true);
+  assert.deepEqual(out.collector.problems, [], "the script's own collector check");
   assert.deepEqual(
     out.runs.map((r) => r.transport),
     [...PROBE_TRANSPORTS],
@@ -119,6 +126,21 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
       for (const f of flags) assert.equal(o[section]?.[f], true, `${r.transport}: outcome.${section}.${f}`);
       assert.equal(o[section]?.error, null, `${r.transport}: outcome.${section}.error`);
     }
+    // One hop (the entry's tunnel) and two hops (the exit's, inside the entry's): handshakes and every echo.
+    for (const section of ['wg', 'wg_exit'] as const) {
+      const w = o[section];
+      assert.ok(w, `${r.transport}: outcome.${section}`);
+      for (const f of ['can_register', 'can_handshake_v4', 'can_handshake_v6'] as const) assert.equal(w[f], true, `${r.transport}: outcome.${section}.${f}`);
+      assert.equal(w.ping_ips_performance_v4, 1, `${r.transport}: outcome.${section}.ping_ips_performance_v4`);
+      assert.equal(w.ping_ips_performance_v6, 1, `${r.transport}: outcome.${section}.ping_ips_performance_v6`);
+      assert.equal(w.error, null, `${r.transport}: outcome.${section}.error`);
+    }
+    // Beyond the exit: the inet host answered through the two-hop tunnel.
+    assert.deepEqual(o.as_exit, { can_route_ip_v4: true, can_route_ip_v6: true, targets: { ipv4: INET.ipv4, ipv6: INET.ipv6 }, error: null }, `${r.transport}: outcome.as_exit`);
+    // The tunnels' addresses come from each gateway's own pool.
+    const reg = (section: string): Record<string, unknown> => (o[section]?.registration ?? {}) as Record<string, unknown>;
+    assert.ok(String(reg('lp').private_ipv4).startsWith('10.1.'), `${r.transport}: the entry's pool`);
+    assert.ok(String(reg('telescoping').private_ipv4).startsWith('10.2.'), `${r.transport}: the exit's pool`);
   }
 
   // The collectors' own output. Windows are 1 s: wait (bounded) for one that closes after the probe run.
@@ -133,11 +155,16 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
   assert.ok(exitAll.some((w) => w.ended_at > after) && entryAll.some((w) => w.ended_at > after), 'a window of each collector covers the probe run');
 
   const probeAddrs = [NODES.probe.ipv4, NODES.probe.ipv6];
-  // exit: LP traffic from the entry, never anything of the probe's (over the collector's whole life).
+  // exit: LP and WireGuard traffic from the entry, never anything of the probe's (over the collector's whole life).
   const exitFlows = flowsOf(exitAll);
   assert.ok(
     flowsOf(during(exitAll)).some((f) => f.proto === 'tcp' && f.remote === NODES.entry.ipv4 && f.local === NODES.exit.ipv4 && f.local_port === PORTS.lpTcp && f.request.packets > 0 && f.response.packets > 0),
     'the exit collector shows the entry forwarding over LP TCP',
+  );
+  for (const w of exitAll) assert.ok(w.source.watched_ports.includes(PORTS.wireguard), `the exit collector watches the WireGuard port: ${w.source.watched_ports.join(',')}`);
+  assert.ok(
+    flowsOf(during(exitAll)).some((f) => f.proto === 'udp' && f.remote === NODES.entry.ipv4 && f.local === NODES.exit.ipv4 && f.local_port === PORTS.wireguard && f.request.packets > 0 && f.response.packets > 0),
+    "the exit collector shows the two-hop tunnel's WireGuard traffic, from the entry's address",
   );
   for (const f of exitFlows) {
     assert.equal(f.remote, NODES.entry.ipv4, `exit flow from ${f.remote}:${f.remote_port} (${f.proto}): only the entry may reach the exit`);
@@ -148,6 +175,7 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
   for (const [proto, port] of [
     ['tcp', PORTS.lpTcp],
     ['udp', PORTS.lpUdp],
+    ['udp', PORTS.wireguard],
   ] as const) {
     assert.ok(
       entryDuring.some((f) => f.proto === proto && f.remote === NODES.probe.ipv4 && f.local === NODES.entry.ipv4 && f.local_port === port && f.request.packets > 0 && f.response.packets > 0),
@@ -176,7 +204,7 @@ test('localnet: up, probe (tcp + udp, telescoped, rekey), collectors, down', { s
   timings.down = dn.ms;
   assert.equal(dn.code, 0, `localnet:down: ${dn.stdout}\n${dn.stderr}`);
   const left = findLeftovers();
-  assert.deepEqual(left, { netns: [], hostLinks: [], pids: [] }, 'no namespace, host interface or process of ours is left');
+  assert.deepEqual(left, { netns: [], hostLinks: [], pids: [], wgSockets: [] }, 'no namespace, host interface, process (wireguard-go included) or wireguard-go socket of ours is left');
   const bpftool = which('bpftool');
   if (bpftool) {
     for (const id of linkIds) assert.notEqual(spawnSync(bpftool, ['link', 'show', 'id', String(id)], { stdio: 'ignore' }).status, 0, `TCX link ${id} is gone`);

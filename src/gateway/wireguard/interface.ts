@@ -17,7 +17,7 @@
  * Unmanaged: the interface must exist and its public key and listen port must be the ones the descriptor
  * announces, else LPGW_ERR_WG_MISMATCH names which (a client could register but never complete a handshake).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import { toHex } from '../../core/bytes.js';
@@ -222,6 +222,21 @@ export function exitEndpoints(endpoints: readonly string[]): { exits: ExitEndpoi
   return { exits, skipped };
 }
 
+/**
+ * Sets a sysctl (a file under /proc/sys) to 1, writing only when it is not 1 already: in a container /proc/sys
+ * is read-only, and the engine sets the value at creation (compose `sysctls:`).
+ */
+export function enableSysctl(path: string): void {
+  let current: string | null = null;
+  try {
+    current = readFileSync(path, 'utf8').trim();
+  } catch {
+    // unreadable: the write below says why
+  }
+  if (current === '1') return;
+  writeFileSync(path, '1\n');
+}
+
 /** (Re)installs the forwarding policy of a managed interface (e.g. when an entry's directory changed). */
 export async function installForwardingPolicy(o: Pick<ManagedInterfaceOptions, 'name' | 'uplink' | 'pools' | 'policy' | 'device' | 'logger'>): Promise<void> {
   const nft = findExecutable('nft');
@@ -233,10 +248,13 @@ export async function installForwardingPolicy(o: Pick<ManagedInterfaceOptions, '
   if (o.uplink !== '') {
     if ((await linkKind(o.uplink)) === null) throw new GatewayError(GatewayErrorCode.WG_INTERFACE, `wireguard.uplink: interface ${o.uplink} does not exist`);
     try {
-      writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
-      writeFileSync('/proc/sys/net/ipv6/conf/all/forwarding', '1\n');
+      enableSysctl('/proc/sys/net/ipv4/ip_forward');
+      enableSysctl('/proc/sys/net/ipv6/conf/all/forwarding');
     } catch (e) {
-      throw new GatewayError(GatewayErrorCode.WG_INTERFACE, `enabling IP forwarding for wireguard.uplink: ${(e as Error).message}`);
+      throw new GatewayError(
+        GatewayErrorCode.WG_INTERFACE,
+        `enabling IP forwarding for wireguard.uplink: ${(e as Error).message} (in a container, where /proc/sys is read-only, set the sysctls net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1 when it is created)`,
+      );
     }
   }
   const dir = ensurePrivateDir(o.device.privateDir);
