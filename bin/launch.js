@@ -1,8 +1,8 @@
 // Starts one of the package's programs from dist/ (compiled by `npm ci` through the `prepare` script, or by
 // `npm run build`). In a development checkout where dist/ is missing or older than the sources, it runs the
 // TypeScript sources through tsx instead (a development dependency): the same code, but each start compiles
-// it (≈ 0.7 s more); on a terminal it says so. LPGW_FROM_SOURCE=1 always runs the sources (tsx),
-// LPGW_FROM_SOURCE=0 always dist/ (an error if dist/ is missing).
+// it (≈ 0.7 s more); on a terminal it says so. LP_GATEWAY_FROM_SOURCE=1 always runs the sources (tsx),
+// LP_GATEWAY_FROM_SOURCE=0 always dist/ (an error if dist/ is missing).
 import { fileURLToPath } from 'node:url';
 import { distStale } from './dist-state.js';
 
@@ -10,8 +10,8 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 export async function launch(program) {
   const argv = process.argv.slice(2);
-  const force = process.env.LPGW_FROM_SOURCE;
-  const why = force === '1' ? 'LPGW_FROM_SOURCE=1' : force === '0' ? null : distStale(ROOT);
+  const force = process.env.LP_GATEWAY_FROM_SOURCE;
+  const why = force === '1' ? 'LP_GATEWAY_FROM_SOURCE=1' : force === '0' ? null : distStale(ROOT);
   if (why === null) {
     const { main } = await import(new URL(`../dist/src/cli/${program}.js`, import.meta.url).href);
     process.exitCode = await main(argv);

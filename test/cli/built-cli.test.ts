@@ -32,11 +32,11 @@ test('both programs and every command print the same help from dist/ as from the
   for (const [program, commands] of Object.entries(PROGRAMS)) {
     const bin = join(ROOT, 'bin', `${program}.js`);
     for (const args of [['--help'], ...commands.map((c) => [...c.path, '--help'])]) {
-      const built = run(bin, args, { LPGW_FROM_SOURCE: '0' });
+      const built = run(bin, args, { LP_GATEWAY_FROM_SOURCE: '0' });
       assert.equal(built.code, 0, `${program} ${args.join(' ')}: ${built.stderr}`);
       assert.equal(built.stderr, '');
       assert.match(built.stdout, new RegExp(`Usage: ${program}`));
-      const source = run(bin, args, { LPGW_FROM_SOURCE: '1' });
+      const source = run(bin, args, { LP_GATEWAY_FROM_SOURCE: '1' });
       assert.equal(source.code, 0, source.stderr);
       assert.equal(built.stdout, source.stdout, `${program} ${args.join(' ')}: dist/ and src/ print the same help`);
     }
@@ -55,7 +55,7 @@ test('a --help loads only the CLI: no crypto backend, logger, HTTP server, metri
   for (const [program, commands] of Object.entries(PROGRAMS)) {
     for (const args of [['--help'], ...commands.map((c) => [...c.path, '--help'])]) {
       writeFileSync(join(dir, 'loaded.txt'), '');
-      const r = run(join(ROOT, 'bin', `${program}.js`), args, { LPGW_FROM_SOURCE: '0' }, ['--import', register]);
+      const r = run(join(ROOT, 'bin', `${program}.js`), args, { LP_GATEWAY_FROM_SOURCE: '0' }, ['--import', register]);
       assert.equal(r.code, 0, r.stderr);
       const loaded = readFileSync(join(dir, 'loaded.txt'), 'utf8').split('\n').filter(Boolean);
       assert.ok(loaded.some((u) => u.includes('/dist/src/cli/')), `${program} ${args.join(' ')} ran from dist/`);
@@ -90,8 +90,8 @@ test('a stale dist/ is not run: the sources run through tsx instead', () => {
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /STALE DIST/);
   assert.match(r.stdout, /Usage: gateway-probe/);
-  // LPGW_FROM_SOURCE=0 insists on dist/, whatever its age.
-  assert.match(run(join(dir, 'bin/gateway-probe.js'), ['--help'], { LPGW_FROM_SOURCE: '0' }).stdout, /STALE DIST/);
+  // LP_GATEWAY_FROM_SOURCE=0 insists on dist/, whatever its age.
+  assert.match(run(join(dir, 'bin/gateway-probe.js'), ['--help'], { LP_GATEWAY_FROM_SOURCE: '0' }).stdout, /STALE DIST/);
 });
 
 test('without dist/ and without tsx the binaries say what to do and exit 1', () => {
