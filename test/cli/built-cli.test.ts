@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { distStale } from '../../bin/dist-state.js';
 import { commands as gatewayCommands } from '../../src/cli/lp-gateway.js';
 import { commands as probeCommands } from '../../src/cli/gateway-probe.js';
+import { TicketType } from '../../src/core/codec/app.js';
+import { TICKET_TYPE_NAMES, ticketTypeFromName, ticketTypeName } from '../../src/gateway/registration/ticket-types.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROGRAMS = { 'lp-gateway': gatewayCommands, 'gateway-probe': probeCommands } as const;
@@ -103,6 +105,20 @@ test('without dist/ and without tsx the binaries say what to do and exit 1', () 
     assert.equal(r.stdout, '');
     assert.match(r.stderr, new RegExp(`^${program}: dist/ is missing .*tsx .* not installed .*run \`npm ci\` or \`npm run build\``));
   }
+});
+
+test("ticket type names (kept free of the codec's module for --help) follow the codec's TicketType values", () => {
+  const expected: [TicketType, string][] = [
+    [TicketType.V1MixnetEntry, 'mixnet-entry'],
+    [TicketType.V1MixnetExit, 'mixnet-exit'],
+    [TicketType.V1WireguardEntry, 'wireguard-entry'],
+    [TicketType.V1WireguardExit, 'wireguard-exit'],
+  ];
+  for (const [t, name] of expected) {
+    assert.equal(ticketTypeName(t), name);
+    assert.equal(ticketTypeFromName(name), t);
+  }
+  assert.deepEqual([...TICKET_TYPE_NAMES].sort(), expected.map(([, n]) => n).sort());
 });
 
 test('the Docker image takes dist/ (not the sources) and the build script npm ci runs in it', () => {

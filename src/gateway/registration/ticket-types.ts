@@ -1,11 +1,15 @@
-/** Ticket type names (re-exported by tickets.ts); only the codec's constants, so `lp-gateway tickets issue --help` stays light. */
-import { TicketType } from '../../core/codec/app.js';
+/**
+ * Ticket type names (re-exported by tickets.ts). Only the codec's type is imported, not its module, so
+ * `lp-gateway tickets issue --help` loads no codec: the keys are TicketType's values (V1MixnetEntry 0,
+ * V1MixnetExit 1, V1WireguardEntry 2, V1WireguardExit 3; the Record type makes the compiler check all four).
+ */
+import type { TicketType } from '../../core/codec/app.js';
 
 const TYPE_NAMES: Readonly<Record<TicketType, string>> = {
-  [TicketType.V1MixnetEntry]: 'mixnet-entry',
-  [TicketType.V1MixnetExit]: 'mixnet-exit',
-  [TicketType.V1WireguardEntry]: 'wireguard-entry',
-  [TicketType.V1WireguardExit]: 'wireguard-exit',
+  0: 'mixnet-entry',
+  1: 'mixnet-exit',
+  2: 'wireguard-entry',
+  3: 'wireguard-exit',
 };
 
 export const TICKET_TYPE_NAMES: readonly string[] = Object.values(TYPE_NAMES);
