@@ -17,13 +17,13 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { mlKem768Libsodium } from '../src/core/crypto/ml-kem-libsodium.js';
 import { workerRoundTrip } from './lib/worker-roundtrip.js';
 import { startGatewayProcess, stopAll, scrape, type GatewayProcess } from '../test/helpers/gateway-process.js';
-import { BpfSys } from '../src/collector/bpf-syscall.js';
 import { BENCH_GATEWAY_ARGS, LOAD_ENV, PHASE_S, QUICK, ROOT, fmt, log, machineBusy, pct, procCpu, runJson } from './lib/bench-util.js';
-import { recordTarget, targetsTable, targetsText } from './lib/targets.js';
+import { targetsTable, targetsText } from './lib/targets.js';
 import { coreSection } from './sections/core.js';
 import { roundTripsSection } from './sections/roundtrips.js';
 import { telescopedSection } from './sections/telescoped.js';
 import { cliStartSection } from './sections/cli-start.js';
+import { collectorSection } from './sections/collector.js';
 import { peerPlaneFigures, type PeerPlaneFigures } from './lib/wireguard-peers.js';
 import { formatWireguardClientBench, runWireguardClientBench } from './wireguard-client.bench.js';
 import { clientFigures } from './lib/pg-clients.js';
@@ -315,89 +315,9 @@ not read within \`lp.read_timeout_ms\` end it. The RSS growth under F5c is about
 a reading client costs: garbage of the work, not memory held for the connection.`);
   }
 
-  // ---- 7. collector overhead -----------------------------------------------------------------------------
-  if (want('collector')) {
-  if (isRoot) {
-    log('collector overhead (alternating with / without)');
-    const res = { with: [] as number[], without: [] as number[], withM: [] as number[], withoutM: [] as number[], bpfNsPerHs: [] as number[], bpfNsPerRun: [] as number[], gwUsWith: [] as number[] };
-    // Kernel BPF run-time statistics (on while this fd is open): the program's own CPU, measured exactly.
-    const sys = await BpfSys.open();
-    const statsFd = sys.bpf(32 /* BPF_ENABLE_STATS, type BPF_STATS_RUN_TIME */, Buffer.alloc(16), 'BPF_ENABLE_STATS');
-    const progStats = (gw: GatewayProcess): { ns: bigint; cnt: bigint } | null => {
-      const id = gw.logs.find((l) => l.msg === 'collector attached')?.prog_id;
-      const fd = typeof id === 'number' ? sys.fdById('prog', id) : null;
-      if (fd === null) return null;
-      const info = sys.objInfo(fd, 256); // bpf_prog_info: run_time_ns @192, run_cnt @200
-      sys.close(fd);
-      return { ns: info.readBigUInt64LE(192), cnt: info.readBigUInt64LE(200) };
-    };
-    const ROUNDS = Number(process.env.BENCH_COLLECTOR_ROUNDS ?? (QUICK ? 1 : 4));
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const on of [false, true]) {
-        const gw = await startGatewayProcess(['--mock-ecash', ...BENCH_GATEWAY_ARGS, ...(on ? ['--collector'] : [])], { env: LOAD_ENV });
-        await handshakeLoad(gw, 'udp', 1);
-        const p0 = on ? progStats(gw) : null;
-        const r = await handshakeLoad(gw, 'udp', PHASE_S);
-        const p1 = on ? progStats(gw) : null;
-        await gw.stop();
-        if (p0 && p1 && p1.cnt > p0.cnt) {
-          res.bpfNsPerHs.push(Number(p1.ns - p0.ns) / r.completed);
-          res.bpfNsPerRun.push(Number(p1.ns - p0.ns) / Number(p1.cnt - p0.cnt));
-        }
-        if (on) res.gwUsWith.push(r.cpuUsPerHs);
-        (on ? res.with : res.without).push(r.perSec);
-        (on ? res.withM : res.withoutM).push(r.machineUsPerHs);
-      }
-    }
-    sys.close(statsFd);
-    const mean = (x: number[]): number => x.reduce((a, b) => a + b, 0) / x.length;
-    const ratio = mean(res.with) / mean(res.without);
-    const bpfUs = res.bpfNsPerHs.length ? mean(res.bpfNsPerHs) / 1000 : NaN;
-    // Against the gateway's own CPU per handshake: in production the clients are not on the gateway's machine.
-    const bpfShare = bpfUs / mean(res.gwUsWith);
-    const bpfShareMachine = bpfUs / mean(res.withM);
-    recordTarget({
-      figure: "collector's in-kernel CPU ÷ the gateway's CPU per handshake",
-      ratio: bpfShare,
-      trials: res.bpfNsPerHs.map((ns, i) => ns / 1000 / (res.gwUsWith[i] ?? NaN)),
-      max: 0.01,
-      unit: '%',
-      detail: `${fmt(bpfUs, 2)} µs vs ${fmt(mean(res.gwUsWith))} µs (BPF run-time statistics)`,
-      section: 'Collector overhead',
-      bound: 'the program runs on every packet of the hook; see the section',
-    });
-    const cpuRatio = mean(res.withM) / mean(res.withoutM);
-    add(`## Collector overhead (root; gateway with and without \`--collector\`, alternating, ${res.with.length} rounds each)
+  // ---- 7. collector overhead: its in-kernel CPU against the handshake's ----------------------------------
+  if (want('collector')) add(isRoot ? await collectorSection() : '## Collector overhead\n\nNot measured: needs root (BPF).');
 
-| | handshakes/s (mean) | machine CPU per handshake (mean) |
-|---|---|---|
-| without collector | ${fmt(mean(res.without))} | ${fmt(mean(res.withoutM))} µs |
-| with collector | ${fmt(mean(res.with))} | ${fmt(mean(res.withM))} µs |
-| ratio | ${ratio.toFixed(3)} (target ≥ 0.99 → ${ratio >= 0.99 ? 'met' : '**missed**'}) | ${cpuRatio.toFixed(3)} (overhead ${pct(cpuRatio - 1)}; target ≤ 1 %) |
-
-In-kernel cost, measured exactly with BPF run-time statistics during the with-collector rounds: the program
-ran ${fmt(mean(res.bpfNsPerRun))} ns per invocation, ${fmt(bpfUs, 2)} µs per handshake = **${pct(bpfShare)} of the gateway's CPU per handshake**
-(${fmt(mean(res.gwUsWith))} µs; target ≤ 1 % → ${bpfShare <= 0.01 ? 'met' : `**missed by ${pct(bpfShare - 0.01)}**`}), ${pct(bpfShareMachine)} of the machine's (gateway + client).
-What it costs: every load attempt opens a fresh UDP socket, so each handshake is a new flow and an LRU-hash
-insert in the program (real clients keep their socket); the program also runs, unfiltered, on every packet of
-loopback ingress (HTTP scrapes included). The collector's user-space part (window reads, NDJSON) runs in the gateway
-process every window and is inside the throughput ratio above, whose round-to-round spread is far larger than
-the effect.
-
-Per round (without / with): handshakes/s ${res.without.map((v, i) => `${fmt(v)} / ${fmt(res.with[i] ?? 0)}`).join(', ')}; machine CPU per
-handshake ${res.withoutM.map((v, i) => `${fmt(v)} / ${fmt(res.withM[i] ?? 0)} µs`).join(', ')}.
-
-On loopback the program runs on 8 packets per UDP handshake (4 requests and 4 replies both pass lo ingress),
-and with a fresh socket per attempt each handshake inserts 2 flows and 2 receiver-index entries into LRU hash
-maps, the program's most expensive path; established flows only look up and add. Its cost per handshake is
-fixed, so when the libsodium ML-KEM backend halved the gateway's CPU per handshake, the same nanoseconds became
-twice the share. Tried and measured: per-CPU LRU lists (\`BPF_F_NO_COMMON_LRU\`) were 15–20 % slower per
-invocation in an alternating A/B on this machine, so they are not used. The throughput ratio carries these
-machines' run-to-run noise (per round above).
-\`node --import tsx bench/collector.bench.ts\` measures the collector's memory with 65,536 flows.`);
-  } else add('## Collector overhead\n\nNot measured: needs root (BPF).');
-
-  }
   // ---- 8. WireGuard peer plane ---------------------------------------------------------------------------
   if (want('wireguard')) {
     const haveWgGo = ['/usr/bin/wireguard-go', '/usr/sbin/wireguard-go', '/usr/local/bin/wireguard-go'].some((p) => existsSync(p));
