@@ -7,7 +7,7 @@
  * absolute figures do.
  */
 import { cpuUsage } from 'node:process';
-import { defaultSuite, type CryptoSuite } from '../../src/core/index.js';
+import type { CryptoSuite } from '../../src/core/index.js';
 import { seededSuite } from '../../test/helpers/fixtures.js';
 import { recordClientPackets, replayGateway } from './core-figures.js';
 
@@ -59,16 +59,6 @@ function recordingSuite(suite: CryptoSuite, log: RecordedCall[]): CryptoSuite {
     return out as T;
   };
   return { prims: wrap(suite.prims, ''), kem: wrap(suite.kem, 'kem.') };
-}
-
-/** Which primitive operations a gateway handshake performs, how often (from `handshakes` replayed ones). */
-export function recordHandshakeOps(handshakes: number): { calls: RecordedCall[]; handshakes: number } {
-  const recorded = recordClientPackets(handshakes);
-  const calls: RecordedCall[] = [];
-  const suites = recorded.map((_, i) => recordingSuite(seededSuite(`bench-gateway-${i}`), calls));
-  const sessions = replayGateway(recorded, suites);
-  if (sessions !== handshakes) throw new Error(`only ${sessions}/${handshakes} instrumented handshakes completed`);
-  return { calls, handshakes };
 }
 
 export interface HandshakeVsFloor {
@@ -125,6 +115,3 @@ export function handshakeVsFloor(handshakes: number, rounds: number): HandshakeV
   const floorUs = [...opUs.values()].reduce((a, b) => a + b, 0) / n;
   return { handshakeUs: hsUs / n, floor: { ops, usPerHandshake: floorUs }, ratio: hsUs / n / floorUs };
 }
-
-/** The default suite's ML-KEM backend name, for the report. */
-export const KEM_IN_USE = defaultSuite.kem.name;
