@@ -34,11 +34,10 @@ import {
   type WindowSnapshot,
 } from './schema.js';
 
-// Per-slot numbers: for each direction (request at 0, response at DIR) the previous cumulative counters and
-// this window's deltas; then the receiver index (NaN = unknown).
-const PREV_P = 0;
-const PREV_L = 1;
-const PREV_Y = 2;
+// Per-slot numbers: for each direction (request at 0, response at DIR) the previous cumulative counters
+// (PREV + 0..2: packets, L3 bytes, payload bytes) and this window's deltas (D_P, D_L, D_Y); then the receiver
+// index (NaN = unknown).
+const PREV = 0;
 const D_P = 3;
 const D_L = 4;
 const D_Y = 5;
@@ -172,14 +171,14 @@ class DeltaTable {
     }
     // counters went down: the LRU evicted and re-created the entry between two reads
     let reset = false;
-    for (let d = 0; d < 2; d++) for (let i = 0; i < 3; i++) if ((read[d * 3 + i] as number) < (v[o + d * DIR + PREV_P + i] ?? 0)) reset = true;
+    for (let d = 0; d < 2; d++) for (let i = 0; i < 3; i++) if ((read[d * 3 + i] as number) < (v[o + d * DIR + PREV + i] ?? 0)) reset = true;
     let activeNow = false;
     for (let d = 0; d < 2; d++) {
       const base = o + d * DIR;
       for (let i = 0; i < 3; i++) {
         const cur = read[d * 3 + i] as number;
-        const delta = reset ? cur : cur - (v[base + PREV_P + i] ?? 0);
-        v[base + PREV_P + i] = cur;
+        const delta = reset ? cur : cur - (v[base + PREV + i] ?? 0);
+        v[base + PREV + i] = cur;
         v[base + D_P + i] = delta;
         if (delta !== 0 && i !== 2) activeNow = true;
       }
