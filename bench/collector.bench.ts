@@ -14,7 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BpfSys } from '../src/collector/bpf-syscall.js';
 import { DEFAULT_OBJECT_PATH, startCollector } from '../src/collector/collector.js';
-import { Direction, encodeFlowKey, FLOW_KEY_SIZE, FLOW_VAL_SIZE, INDEX_KEY_SIZE, INDEX_VAL_SIZE, MAP_FLOWS, MAP_INDEXES } from '../src/collector/layout.js';
+import { encodeFlowKey, FLOW_KEY_SIZE, FLOW_VAL_FLAGS, FLOW_VAL_RX, FLOW_VAL_SIZE, INDEX_KEY_SIZE, INDEX_VAL_SIZE, MAP_FLOWS, MAP_INDEXES, VAL_IN, VAL_OUT } from '../src/collector/layout.js';
 import { loadObjectFile } from '../src/collector/loader.js';
 import { MapReader } from '../src/collector/map-reader.js';
 import { WindowComputer } from '../src/collector/windows.js';
@@ -49,7 +49,7 @@ async function memory(sys: BpfSys): Promise<void> {
       for (let j = 0; j < chunk; j++) {
         const i = base + j;
         encodeFlowKey(
-          { family: i % 2 ? 6 : 4, proto: i % 3 ? 17 : 6, dir: i % 2 ? Direction.IN : Direction.OUT, local: i % 2 ? 'fd00::1' : '198.18.0.1', localPort: 51264, remote: i % 2 ? `fd00::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}` : `198.19.${(i >> 8) & 255}.${i & 255}`, remotePort: 1024 + (i % 60000) },
+          { family: i % 2 ? 6 : 4, proto: i % 3 ? 17 : 6, local: i % 2 ? 'fd00::1' : '198.18.0.1', localPort: 51264, remote: i % 2 ? `fd00::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}` : `198.19.${(i >> 8) & 255}.${i & 255}`, remotePort: 1024 + (i % 60000) },
           keys,
           j * FLOW_KEY_SIZE,
         );
@@ -60,7 +60,6 @@ async function memory(sys: BpfSys): Promise<void> {
     const ik = Buffer.alloc(INDEXES * INDEX_KEY_SIZE);
     for (let i = 0; i < INDEXES; i++) {
       ik.writeUInt32LE(i + 1, i * 8);
-      ik[i * 8 + 4] = i % 2;
       ik[i * 8 + 5] = 17;
     }
     const iv = Buffer.alloc(INDEXES * INDEX_VAL_SIZE);
@@ -69,18 +68,23 @@ async function memory(sys: BpfSys): Promise<void> {
         const vals = valBufs[c] as Buffer;
         for (let j = 0; j < chunk; j++) {
           const i = c * chunk + j;
-          vals.writeUInt32LE(10 * round + (i % 7), j * FLOW_VAL_SIZE);
-          vals.writeUInt32LE(1000 * round + i, j * FLOW_VAL_SIZE + 8);
-          vals.writeUInt32LE(800 * round + i, j * FLOW_VAL_SIZE + 16);
-          vals.writeUInt32LE(i, j * FLOW_VAL_SIZE + 24);
-          vals.writeUInt32LE(1, j * FLOW_VAL_SIZE + 28);
+          // both directions of each connection carry traffic: requests and (smaller) responses
+          for (const [at, f] of [[VAL_IN, 1], [VAL_OUT, 2]] as const) {
+            vals.writeUInt32LE(Math.floor((10 * round + (i % 7)) / f), j * FLOW_VAL_SIZE + at);
+            vals.writeUInt32LE(Math.floor((1000 * round + i) / f), j * FLOW_VAL_SIZE + at + 8);
+            vals.writeUInt32LE(Math.floor((800 * round + i) / f), j * FLOW_VAL_SIZE + at + 16);
+          }
+          vals.writeUInt32LE(i, j * FLOW_VAL_SIZE + FLOW_VAL_RX);
+          vals.writeUInt32LE(1, j * FLOW_VAL_SIZE + FLOW_VAL_FLAGS);
         }
         sys.mapUpdateBatch(flows.fd, keys, vals, chunk);
       });
       for (let i = 0; i < INDEXES; i++) {
-        iv.writeUInt32LE(round * 5 + 1, i * 24);
-        iv.writeUInt32LE(round * 500 + i, i * 24 + 8);
-        iv.writeUInt32LE(round * 400 + i, i * 24 + 16);
+        for (const [at, f] of [[VAL_IN, 1], [VAL_OUT, 2]] as const) {
+          iv.writeUInt32LE(Math.floor((round * 5 + 1) / f), i * INDEX_VAL_SIZE + at);
+          iv.writeUInt32LE(Math.floor((round * 500 + i) / f), i * INDEX_VAL_SIZE + at + 8);
+          iv.writeUInt32LE(Math.floor((round * 400 + i) / f), i * INDEX_VAL_SIZE + at + 16);
+        }
       }
       sys.mapUpdateBatch(idx.fd, ik, iv, INDEXES);
     };

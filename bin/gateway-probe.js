@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx's loader (no build step needed on a fresh machine).
-import { register } from 'tsx/esm/api';
+// Runs the compiled JavaScript in dist/ (built by `npm ci`); see ./launch.js for a checkout without it.
+import { launch } from './launch.js';
 
-register();
-const { main } = await import('../src/cli/gateway-probe.ts');
-process.exitCode = await main(process.argv.slice(2));
+await launch('gateway-probe');

@@ -16,13 +16,15 @@
  *                   i.e. exactly the bytes an application wrote (LP frames for TCP, LP packets for UDP).
  *  - packets:       IP packets as seen at the hook.
  * A packet is counted when its destination port (inbound = request) or, failing that, its source port
- * (outbound = response) is in lpgw_ports. Flows are keyed with the gateway ("local") side first so that both
- * directions of one connection share a key except for `dir`.
+ * (outbound = response) is in lpgw_ports. Flows are keyed with the gateway ("local") side first, so both
+ * directions of one connection share one entry, which counts each direction separately; likewise one index
+ * entry per receiver index counts both directions. A new connection or index is one map insert, made with this
+ * packet's counts already in it.
  *
  * LP receiver_index: UDP: the first 4 bytes of every datagram (u32 LE); TCP: bytes 4..8 of the first inbound
- * payload segment of a flow (after the u32 BE frame length), remembered in the inbound flow entry and applied
- * to every later payload-carrying segment of the connection in both directions. Per-index counters count
- * only packets that carry payload and whose index is known. LRU eviction of a TCP flow forgets its index.
+ * payload segment of a flow (after the u32 BE frame length), remembered in the flow entry and applied to every
+ * later payload-carrying segment of the connection in both directions. Per-index counters count only packets
+ * that carry payload and whose index is known. LRU eviction of a TCP flow forgets its index.
  *
  * Not parsed (counted in lpgw_stats[STAT_UNPARSED] only when the packet is IPv4/IPv6): IPv4 non-first
  * fragments, IPv6 extension headers, truncated headers. VLAN tags are not followed.
@@ -52,23 +54,30 @@
 #define STAT_UNPARSED 3       /* IP packets whose ports could not be read */
 #define STAT_SLOTS 4
 
-/* 40 bytes; layout mirrored in src/collector/layout.ts. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d). */
+/* 40 bytes; layout mirrored in src/collector/layout.ts. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d).
+ * One key per connection: both directions share it. */
 struct flow_key {
 	__u8 local_addr[16];  /* gateway side: the side whose port is watched */
 	__u8 remote_addr[16]; /* peer side */
 	__u16 local_port;     /* host byte order */
 	__u16 remote_port;    /* host byte order */
 	__u8 proto;           /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 dir;             /* DIR_IN / DIR_OUT */
+	__u8 pad0;            /* zero (was the direction before both directions shared an entry) */
 	__u8 family;          /* 4 or 6 */
 	__u8 pad;
 };
 
-/* 32 bytes. Counters only grow; user space computes per-window deltas. */
-struct flow_val {
+/* 24 bytes. Counters only grow; user space computes per-window deltas. */
+struct counters {
 	__u64 packets;
 	__u64 l3_bytes;
 	__u64 payload_bytes;
+};
+
+/* 56 bytes */
+struct flow_val {
+	struct counters in;   /* requests: to the watched port */
+	struct counters out;  /* responses: from the watched port */
 	__u32 receiver_index; /* TCP: from the first inbound payload segment; UDP: last datagram seen */
 	__u32 flags;          /* FLOW_F_* */
 };
@@ -76,16 +85,15 @@ struct flow_val {
 /* 8 bytes */
 struct index_key {
 	__u32 receiver_index;
-	__u8 dir;
+	__u8 pad0;            /* zero (was the direction) */
 	__u8 proto;
 	__u16 pad;
 };
 
-/* 24 bytes */
+/* 48 bytes */
 struct index_val {
-	__u64 packets;
-	__u64 l3_bytes;
-	__u64 payload_bytes;
+	struct counters in;
+	struct counters out;
 };
 
 struct {
@@ -163,73 +171,95 @@ static __always_inline int port_watched(__u16 port)
 	return bits && (*bits & (1u << (port & 31)));
 }
 
+static __always_inline void counters_add(struct counters *c, const struct pkt_info *pi)
+{
+	__sync_fetch_and_add(&c->packets, 1);
+	__sync_fetch_and_add(&c->l3_bytes, pi->l3_len);
+	__sync_fetch_and_add(&c->payload_bytes, pi->payload_len);
+}
+
+static __always_inline void counters_set(struct counters *c, const struct pkt_info *pi)
+{
+	c->packets = 1;
+	c->l3_bytes = pi->l3_len;
+	c->payload_bytes = pi->payload_len;
+}
+
 static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto, const struct pkt_info *pi)
 {
 	struct index_key ik = {};
 	struct index_val *iv;
 
 	ik.receiver_index = receiver_index;
-	ik.dir = dir;
 	ik.proto = proto;
 	iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
 	if (!iv) {
-		struct index_val zero = {};
-		bpf_map_update_elem(&lpgw_indexes, &ik, &zero, BPF_NOEXIST);
+		/* A new index: one insert that already holds this packet. If another CPU inserted it first,
+		 * add to that one. */
+		struct index_val first = {};
+		if (dir == DIR_IN)
+			counters_set(&first.in, pi);
+		else
+			counters_set(&first.out, pi);
+		if (bpf_map_update_elem(&lpgw_indexes, &ik, &first, BPF_NOEXIST) == 0)
+			return;
 		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
 		if (!iv) {
 			stat_inc(STAT_INDEX_FAIL);
 			return;
 		}
 	}
-	__sync_fetch_and_add(&iv->packets, 1);
-	__sync_fetch_and_add(&iv->l3_bytes, pi->l3_len);
-	__sync_fetch_and_add(&iv->payload_bytes, pi->payload_len);
+	counters_add(dir == DIR_IN ? &iv->in : &iv->out, pi);
 }
 
-static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, __u16 sport, __u16 dport,
-				    const struct pkt_info *pi)
+/* Counts one packet of a watched flow: `k` is the key (gateway side first), `dir` its direction; for UDP
+ * `has_index`/`rx_index` carry the datagram's receiver index when the header read already brought it. */
+static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, __u8 dir, const struct pkt_info *pi,
+				    int has_index, __u32 rx_index)
 {
 	struct flow_val *fv;
-	__u8 addr_tmp[16];
-	__u32 rx_index = 0;
-	int has_index = 0;
 
-	/* Direction from the watched port; key with the gateway side first. Keys arrive as (src, dst). */
-	if (port_watched(dport)) {
-		k->dir = DIR_IN;
-		__builtin_memcpy(addr_tmp, k->local_addr, 16); /* local := dst, remote := src */
-		__builtin_memcpy(k->local_addr, k->remote_addr, 16);
-		__builtin_memcpy(k->remote_addr, addr_tmp, 16);
-		k->local_port = dport;
-		k->remote_port = sport;
-	} else if (port_watched(sport)) {
-		k->dir = DIR_OUT;
-		k->local_port = sport;
-		k->remote_port = dport;
-	} else {
-		return;
-	}
 	stat_inc(STAT_MATCHED);
 
-	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0. */
-	if (k->proto == IPPROTO_UDP && pi->payload_len >= 4) {
-		if (load_u32_net(skb, pi->payload_off, &rx_index) == 0)
-			has_index = 1;
-	}
+	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0 (read here
+	 * only when the header read could not bring it). TCP: the first inbound payload segment carries u32 BE
+	 * length, then receiver_index LE. */
+	if (k->proto == IPPROTO_UDP && !has_index && pi->payload_len >= 4 && load_u32_net(skb, pi->payload_off, &rx_index) == 0)
+		has_index = 1;
 
 	fv = bpf_map_lookup_elem(&lpgw_flows, k);
 	if (!fv) {
-		struct flow_val zero = {};
-		bpf_map_update_elem(&lpgw_flows, k, &zero, BPF_NOEXIST);
+		/* A new connection: one insert that already holds this packet (and, from the first inbound TCP
+		 * payload segment, its receiver index). If another CPU inserted it first, add to that one. */
+		struct flow_val first = {};
+		if (dir == DIR_IN)
+			counters_set(&first.in, pi);
+		else
+			counters_set(&first.out, pi);
+		if (k->proto == IPPROTO_UDP) {
+			if (has_index) {
+				first.receiver_index = rx_index;
+				first.flags = FLOW_F_INDEX_KNOWN;
+			}
+		} else if (dir == DIR_IN && pi->payload_len > 0) {
+			first.flags = FLOW_F_INDEX_DONE;
+			if (pi->payload_len >= 8 && load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
+				first.receiver_index = rx_index;
+				first.flags |= FLOW_F_INDEX_KNOWN;
+				has_index = 1;
+			}
+		}
+		if (bpf_map_update_elem(&lpgw_flows, k, &first, BPF_NOEXIST) == 0)
+			goto indexes;
 		fv = bpf_map_lookup_elem(&lpgw_flows, k);
 		if (!fv) {
 			stat_inc(STAT_FLOW_FAIL);
 			return;
 		}
+		if (k->proto == IPPROTO_TCP)
+			has_index = 0; /* the entry another CPU made decides, below */
 	}
-	__sync_fetch_and_add(&fv->packets, 1);
-	__sync_fetch_and_add(&fv->l3_bytes, pi->l3_len);
-	__sync_fetch_and_add(&fv->payload_bytes, pi->payload_len);
+	counters_add(dir == DIR_IN ? &fv->in : &fv->out, pi);
 
 	if (k->proto == IPPROTO_UDP) {
 		if (has_index) {
@@ -237,49 +267,52 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 			fv->flags |= FLOW_F_INDEX_KNOWN;
 		}
 	} else if (pi->payload_len > 0) {
-		if (k->dir == DIR_IN) {
-			/* TCP: the first inbound payload segment carries u32 BE length, then receiver_index LE. */
-			if (!(fv->flags & FLOW_F_INDEX_DONE)) {
-				if (pi->payload_len >= 8 &&
-				    load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
-					fv->receiver_index = rx_index;
-					fv->flags |= FLOW_F_INDEX_KNOWN | FLOW_F_INDEX_DONE;
-				} else {
-					fv->flags |= FLOW_F_INDEX_DONE;
-				}
+		if (dir == DIR_IN && !(fv->flags & FLOW_F_INDEX_DONE)) {
+			if (pi->payload_len >= 8 && load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
+				fv->receiver_index = rx_index;
+				fv->flags |= FLOW_F_INDEX_KNOWN | FLOW_F_INDEX_DONE;
+			} else {
+				fv->flags |= FLOW_F_INDEX_DONE;
 			}
-			if (fv->flags & FLOW_F_INDEX_KNOWN) {
-				rx_index = fv->receiver_index;
-				has_index = 1;
-			}
-		} else {
-			/* Response: take the index from the connection's inbound entry (same key, dir = in). */
-			struct flow_val *in;
-			k->dir = DIR_IN;
-			in = bpf_map_lookup_elem(&lpgw_flows, k);
-			if (in && (in->flags & FLOW_F_INDEX_KNOWN)) {
-				rx_index = in->receiver_index;
-				has_index = 1;
-			}
-			k->dir = DIR_OUT;
+		}
+		/* Both directions of the connection: the index its first inbound payload segment carried. */
+		if (fv->flags & FLOW_F_INDEX_KNOWN) {
+			rx_index = fv->receiver_index;
+			has_index = 1;
 		}
 	}
 
+indexes:
 	if (has_index && pi->payload_len > 0)
-		index_add(rx_index, k->dir, k->proto, pi);
+		index_add(rx_index, dir, k->proto, pi);
 }
 
-/* IP header and the first 8 transport bytes (ports; the whole UDP header) in one read: most packets on a
- * busy interface are not on a watched port, and this way they cost one helper call. */
+/* IP header and the first 16 transport bytes in one read: the ports, the whole UDP header and an LP
+ * datagram's receiver index, or the TCP header up to its data offset. Most packets on a busy interface are not
+ * on a watched port and cost this one helper call; a watched UDP datagram or TCP segment usually needs no
+ * other read. Shorter packets are read again with 8 transport bytes. */
 struct v4_head {
 	struct iphdr ip;
-	__u8 l4[8];
+	__u8 l4[16];
 };
 
 struct v6_head {
 	struct ipv6hdr ip6;
-	__u8 l4[8];
+	__u8 l4[16];
 };
+
+#define L4_SHORT 8 /* bytes of the fallback read: ports (and the UDP header) */
+
+/* Direction of a packet from its ports: DIR_IN if the destination port is watched, else DIR_OUT if the
+ * source port is, else -1. */
+static __always_inline int direction(__u16 sport, __u16 dport)
+{
+	if (port_watched(dport))
+		return DIR_IN;
+	if (port_watched(sport))
+		return DIR_OUT;
+	return -1;
+}
 
 static __always_inline void count(struct __sk_buff *skb)
 {
@@ -287,18 +320,26 @@ static __always_inline void count(struct __sk_buff *skb)
 	struct pkt_info pi = {};
 	__u8 l4proto;
 	__u32 l4_off;
-	__u8 ports[4];
+	__u8 *l4;       /* the transport bytes read with the IP header */
+	__u32 l4_read;  /* how many: 16, or L4_SHORT */
 	__u16 sport, dport;
+	int dir;
+	int has_index = 0;
+	__u32 rx_index = 0;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct v4_head h;
 		__u32 ihl;
+		l4_read = sizeof(h.l4);
 		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
-			/* shorter than IP + 8 bytes: only a concern if it claims to be TCP/UDP */
-			if (bpf_skb_load_bytes_relative(skb, 0, &h.ip, sizeof(h.ip), BPF_HDR_START_NET) == 0 &&
-			    h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
-				return;
-			goto unparsed;
+			l4_read = L4_SHORT;
+			if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h.ip) + L4_SHORT, BPF_HDR_START_NET)) {
+				/* shorter than IP + 8 bytes: only a concern if it claims to be TCP/UDP */
+				if (bpf_skb_load_bytes_relative(skb, 0, &h.ip, sizeof(h.ip), BPF_HDR_START_NET) == 0 &&
+				    h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
+					return;
+				goto unparsed;
+			}
 		}
 		if (h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
 			return;
@@ -307,65 +348,115 @@ static __always_inline void count(struct __sk_buff *skb)
 		ihl = (__u32)h.ip.ihl * 4;
 		if (ihl < 20)
 			goto unparsed;
-		if (ihl == 20)
-			__builtin_memcpy(ports, h.l4, 4);
-		else if (bpf_skb_load_bytes_relative(skb, ihl, ports, 4, BPF_HDR_START_NET)) /* IP options */
-			goto unparsed;
+		if (ihl > 20) {
+			/* IP options: the transport bytes read are not the transport header; read the ports alone */
+			l4_read = 0;
+			if (bpf_skb_load_bytes_relative(skb, ihl, h.l4, 4, BPF_HDR_START_NET))
+				goto unparsed;
+		}
+		l4 = h.l4;
+		sport = ((__u16)l4[0] << 8) | l4[1];
+		dport = ((__u16)l4[2] << 8) | l4[3];
+		dir = direction(sport, dport);
+		if (dir < 0)
+			return;
 		pi.l3_len = bpf_ntohs(h.ip.tot_len);
 		if (pi.l3_len == 0) /* BIG TCP super-packet without a length: fall back to the skb */
 			pi.l3_len = skb->len;
 		l4proto = h.ip.protocol;
 		l4_off = ihl;
 		k.family = 4;
-		k.local_addr[10] = 0xff; /* IPv4-mapped; (src, dst) order here, account() swaps for inbound */
+		/* IPv4-mapped addresses, gateway side first */
+		k.local_addr[10] = 0xff;
 		k.local_addr[11] = 0xff;
 		k.remote_addr[10] = 0xff;
 		k.remote_addr[11] = 0xff;
-		__builtin_memcpy(&k.local_addr[12], &h.ip.saddr, 4);
-		__builtin_memcpy(&k.remote_addr[12], &h.ip.daddr, 4);
+		if (dir == DIR_IN) {
+			__builtin_memcpy(&k.local_addr[12], &h.ip.daddr, 4);
+			__builtin_memcpy(&k.remote_addr[12], &h.ip.saddr, 4);
+		} else {
+			__builtin_memcpy(&k.local_addr[12], &h.ip.saddr, 4);
+			__builtin_memcpy(&k.remote_addr[12], &h.ip.daddr, 4);
+		}
+		if (l4proto == IPPROTO_TCP) {
+			__u8 doff = 0;
+			__u32 thl;
+			if (l4_read > 12)
+				doff = l4[12];
+			else if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
+				goto unparsed;
+			thl = (__u32)(doff >> 4) * 4;
+			if (thl < 20)
+				goto unparsed;
+			pi.payload_off = l4_off + thl;
+		} else {
+			pi.payload_off = l4_off + 8;
+		}
+		pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
+		if (l4proto == IPPROTO_UDP && l4_read >= 12 && pi.payload_len >= 4) {
+			__builtin_memcpy(&rx_index, &l4[8], 4); /* receiver_index, u32 LE */
+			has_index = 1;
+		}
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct v6_head h;
+		l4_read = sizeof(h.l4);
 		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
-			if (bpf_skb_load_bytes_relative(skb, 0, &h.ip6, sizeof(h.ip6), BPF_HDR_START_NET) == 0 &&
-			    h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
-				return;
-			goto unparsed;
+			l4_read = L4_SHORT;
+			if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h.ip6) + L4_SHORT, BPF_HDR_START_NET)) {
+				if (bpf_skb_load_bytes_relative(skb, 0, &h.ip6, sizeof(h.ip6), BPF_HDR_START_NET) == 0 &&
+				    h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
+					return;
+				goto unparsed;
+			}
 		}
 		if (h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
 			return; /* extension headers are not followed */
-		__builtin_memcpy(ports, h.l4, 4);
+		l4 = h.l4;
+		sport = ((__u16)l4[0] << 8) | l4[1];
+		dport = ((__u16)l4[2] << 8) | l4[3];
+		dir = direction(sport, dport);
+		if (dir < 0)
+			return;
 		pi.l3_len = 40 + (__u32)bpf_ntohs(h.ip6.payload_len);
 		if (pi.l3_len == 40) /* jumbogram / BIG TCP */
 			pi.l3_len = skb->len;
 		l4proto = h.ip6.nexthdr;
 		l4_off = 40;
 		k.family = 6;
-		__builtin_memcpy(k.local_addr, &h.ip6.saddr, 16);
-		__builtin_memcpy(k.remote_addr, &h.ip6.daddr, 16);
+		if (dir == DIR_IN) {
+			__builtin_memcpy(k.local_addr, &h.ip6.daddr, 16);
+			__builtin_memcpy(k.remote_addr, &h.ip6.saddr, 16);
+		} else {
+			__builtin_memcpy(k.local_addr, &h.ip6.saddr, 16);
+			__builtin_memcpy(k.remote_addr, &h.ip6.daddr, 16);
+		}
+		if (l4proto == IPPROTO_TCP) {
+			__u8 doff = 0;
+			__u32 thl;
+			if (l4_read > 12)
+				doff = l4[12];
+			else if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
+				goto unparsed;
+			thl = (__u32)(doff >> 4) * 4;
+			if (thl < 20)
+				goto unparsed;
+			pi.payload_off = l4_off + thl;
+		} else {
+			pi.payload_off = l4_off + 8;
+		}
+		pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
+		if (l4proto == IPPROTO_UDP && l4_read >= 12 && pi.payload_len >= 4) {
+			__builtin_memcpy(&rx_index, &l4[8], 4);
+			has_index = 1;
+		}
 	} else {
 		return;
 	}
 
-	sport = ((__u16)ports[0] << 8) | ports[1];
-	dport = ((__u16)ports[2] << 8) | ports[3];
-	if (!port_watched(dport) && !port_watched(sport))
-		return;
-
-	if (l4proto == IPPROTO_TCP) {
-		__u8 doff;
-		__u32 thl;
-		if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
-			goto unparsed;
-		thl = (__u32)(doff >> 4) * 4;
-		if (thl < 20)
-			goto unparsed;
-		pi.payload_off = l4_off + thl;
-	} else {
-		pi.payload_off = l4_off + 8;
-	}
-	pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
+	k.local_port = dir == DIR_IN ? dport : sport;
+	k.remote_port = dir == DIR_IN ? sport : dport;
 	k.proto = l4proto;
-	account(skb, &k, sport, dport, &pi);
+	account(skb, &k, dir, &pi, has_index, rx_index);
 	return;
 unparsed:
 	stat_inc(STAT_UNPARSED);

@@ -14,8 +14,9 @@ import { type ErrorInfo, type GatewayInfo, type ProbeMode, type TransportName, e
 import { type FetchedGateway, type Registered, deregister, httpBase, register } from './steps.js';
 import { ProbeTrust, type TrustOptions } from './trust.js';
 import { lpAddressFor, makeTransport } from './transport.js';
+import { DEFAULT_DRAIN_MS } from './defaults.js';
 
-export const DEFAULT_DRAIN_MS = 10_000;
+export { DEFAULT_DRAIN_MS };
 const ABANDON_MARGIN_MS = 250;
 
 export interface LoadOptions {

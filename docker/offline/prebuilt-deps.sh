@@ -22,6 +22,9 @@ if [ ! -f "$root/node_modules/.package-lock.json" ]; then
   exit 1
 fi
 
+# The image runs the checkout's compiled dist/ (the Dockerfile copies it): rebuild it if a source is newer.
+(cd "$root" && node scripts/build.mjs --if-stale)
+
 tmp="$(mktemp -d "$out/.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cp "$root/package.json" "$root/package-lock.json" "$tmp/"

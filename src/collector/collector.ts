@@ -7,9 +7,9 @@
  * writer, metrics, stream listeners), each isolated: a failing sink or a failed read is counted and logged,
  * never fatal to the loop. stop(): closes a final window (final: true), detaches, closes every fd.
  */
-import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { packagePath } from '../package-path.js';
 import { attachProgram, AttachMode, l2HeaderLen, type Attachment, type TcHook } from './attach.js';
 import { BpfSys, Errno } from './bpf-syscall.js';
 import { CollectorError, CollectorErrorCode } from './errors.js';
@@ -24,7 +24,7 @@ import { MapType } from './safety-policy.js';
 import { DEFAULT_IFACE, DEFAULT_MAX_FLOWS, DEFAULT_MAX_INDEXES, DEFAULT_PORTS, DEFAULT_WINDOW_SEC } from './defaults.js';
 
 export { DEFAULT_PORTS } from './defaults.js';
-export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../bpf/collector.bpf.o', import.meta.url));
+export const DEFAULT_OBJECT_PATH = packagePath('bpf/collector.bpf.o');
 
 /** The one line logged when the collector cannot run for lack of privileges. */
 export const NOT_PERMITTED_MESSAGE = 'flow collector disabled: bpf() not permitted (run as root or with CAP_BPF+CAP_NET_ADMIN)';

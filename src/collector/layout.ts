@@ -12,10 +12,16 @@ export const MAP_STATS = 'lpgw_stats';
 export const MAP_CONFIG = 'lpgw_config';
 export const PROGRAM_NAME = 'lpgw_collector';
 
+/** One entry per connection (flows) and per receiver index (indexes): the value counts both directions. */
 export const FLOW_KEY_SIZE = 40;
-export const FLOW_VAL_SIZE = 32;
+export const FLOW_VAL_SIZE = 56;
 export const INDEX_KEY_SIZE = 8;
-export const INDEX_VAL_SIZE = 24;
+export const INDEX_VAL_SIZE = 48;
+/** Offsets in a value: request (in) counters, response (out) counters; flows add receiver_index and flags. */
+export const VAL_IN = 0;
+export const VAL_OUT = 24;
+export const FLOW_VAL_RX = 48;
+export const FLOW_VAL_FLAGS = 52;
 /** lpgw_ports is a bitmap: 2048 u32 words, word = port >> 5, bit = port & 31. */
 export const PORT_KEY_SIZE = 4;
 export const PORT_VAL_SIZE = 4;
@@ -36,9 +42,6 @@ export const ConfigSlot = { L2_LEN: 0 } as const;
 /** lpgw_stats slots (STAT_* in the C source). */
 export const StatSlot = { MATCHED: 0, FLOW_FAIL: 1, INDEX_FAIL: 2, UNPARSED: 3 } as const;
 export const STAT_SLOTS = 4;
-
-export const Direction = { IN: 0, OUT: 1 } as const;
-export type Direction = (typeof Direction)[keyof typeof Direction];
 
 export const FLOW_F_INDEX_KNOWN = 1;
 
@@ -63,7 +66,6 @@ export function readCounters(b: Buffer, off: number): Counters {
 export interface FlowKey {
   family: 4 | 6;
   proto: number;
-  dir: Direction;
   local: string;
   localPort: number;
   remote: string;
@@ -98,12 +100,10 @@ function addrToString(b: Buffer, off: number, family: 4 | 6): string {
 export function decodeFlowKey(b: Buffer, off: number): FlowKey | null {
   const family = b[off + 38];
   const proto = b[off + 36] ?? 0;
-  const dir = b[off + 37];
-  if ((family !== 4 && family !== 6) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || (dir !== Direction.IN && dir !== Direction.OUT)) return null;
+  if ((family !== 4 && family !== 6) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || b[off + 37] !== 0) return null;
   return {
     family,
     proto,
-    dir,
     local: addrToString(b, off, family),
     remote: addrToString(b, off + 16, family),
     localPort: b.readUInt16LE(off + 32),
@@ -111,32 +111,26 @@ export function decodeFlowKey(b: Buffer, off: number): FlowKey | null {
   };
 }
 
-/** Identity of a connection (both directions): key bytes without `dir` (byte 37). */
-export function connectionId(b: Buffer, off: number): string {
-  return b.toString('latin1', off, off + 37) + b.toString('latin1', off + 38, off + FLOW_KEY_SIZE);
-}
-
-export interface FlowValue extends Counters {
+export interface FlowValue {
+  request: Counters;
+  response: Counters;
   receiverIndex: number | null;
 }
 
 export function decodeFlowValue(b: Buffer, off: number): FlowValue {
-  const c = readCounters(b, off);
-  const flags = b.readUInt32LE(off + 28);
-  return { ...c, receiverIndex: flags & FLOW_F_INDEX_KNOWN ? b.readUInt32LE(off + 24) : null };
+  const flags = b.readUInt32LE(off + FLOW_VAL_FLAGS);
+  return { request: readCounters(b, off + VAL_IN), response: readCounters(b, off + VAL_OUT), receiverIndex: flags & FLOW_F_INDEX_KNOWN ? b.readUInt32LE(off + FLOW_VAL_RX) : null };
 }
 
 export interface IndexKey {
   receiverIndex: number;
-  dir: Direction;
   proto: number;
 }
 
 export function decodeIndexKey(b: Buffer, off: number): IndexKey | null {
-  const dir = b[off + 4];
   const proto = b[off + 5] ?? 0;
-  if ((dir !== Direction.IN && dir !== Direction.OUT) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return null;
-  return { receiverIndex: b.readUInt32LE(off), dir, proto };
+  if (b[off + 4] !== 0 || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return null;
+  return { receiverIndex: b.readUInt32LE(off), proto };
 }
 
 /** Encodes a flow key (bench and tests fill maps with it). */
@@ -160,7 +154,7 @@ export function encodeFlowKey(k: FlowKey, out: Buffer = Buffer.alloc(FLOW_KEY_SI
   out.writeUInt16LE(k.localPort, off + 32);
   out.writeUInt16LE(k.remotePort, off + 34);
   out[off + 36] = k.proto;
-  out[off + 37] = k.dir;
+  out[off + 37] = 0;
   out[off + 38] = k.family;
   out[off + 39] = 0;
   return out;

@@ -1,21 +1,25 @@
 /**
  * Per-window deltas from cumulative kernel counters.
  *
- * The kernel maps only ever grow their counters; each window reads every entry and subtracts the value seen
- * at the previous read. Previous values and deltas live in typed arrays (7 numbers per entry) behind a hash
- * index over the raw key bytes, which keeps 65,536 flows at a few MB. An entry whose counters
- * went down was evicted and re-created by the LRU in between: its delta is its whole value. Entries absent
- * from a read were evicted: their slots are freed. Malformed keys are counted and skipped, never thrown.
+ * The kernel keeps one entry per connection (flows) and per receiver index (indexes), each counting both
+ * directions, and only ever grows the counters; each window reads every entry and subtracts the values seen at
+ * the previous read. Previous values and deltas live in typed arrays (14 numbers per entry) behind a hash index
+ * over the raw key bytes, which keeps 65,536 flows at a few MB. An entry whose counters went down was evicted
+ * and re-created by the LRU in between: its delta is its whole value. Entries absent from a read were evicted:
+ * their slots are freed. Malformed keys are counted and skipped, never thrown.
  */
 import {
   decodeFlowKey,
   decodeIndexKey,
-  Direction,
   FLOW_F_INDEX_KNOWN,
   FLOW_KEY_SIZE,
+  FLOW_VAL_FLAGS,
+  FLOW_VAL_RX,
   FLOW_VAL_SIZE,
   INDEX_KEY_SIZE,
   INDEX_VAL_SIZE,
+  VAL_IN,
+  VAL_OUT,
   protoName,
   type Counters,
 } from './layout.js';
@@ -30,55 +34,50 @@ import {
   type WindowSnapshot,
 } from './schema.js';
 
-// Per-slot numbers: previous cumulative counters, the receiver index (NaN = unknown) and this window's deltas.
-const PREV_P = 0;
-const PREV_L = 1;
-const PREV_Y = 2;
-const RX = 3;
-const D_P = 4;
-const D_L = 5;
-const D_Y = 6;
-const F = 7;
+// Per-slot numbers: for each direction (request at 0, response at DIR) the previous cumulative counters
+// (PREV + 0..2: packets, L3 bytes, payload bytes) and this window's deltas (D_P, D_L, D_Y); then the receiver
+// index (NaN = unknown).
+const PREV = 0;
+const D_P = 3;
+const D_L = 4;
+const D_Y = 5;
+const DIR = 6;
+const REQ = 0;
+const RESP = DIR;
+const RX = 2 * DIR;
+const F = 2 * DIR + 1;
 
 /**
  * Previous values and current deltas of one kernel map. Keys are stored as raw bytes in one Uint8Array and
  * found through an open-addressing hash index (FNV-1a, linear probing), so reading an entry allocates
- * nothing: with 65,536 flows the table is ~7 MB of typed arrays and the garbage per window is a few objects
+ * nothing: with 65,536 flows the table is ~9 MB of typed arrays and the garbage per window is a few objects
  * per listed flow. Freed slots are reused; the index is rebuilt after a sweep that freed any.
  */
 class DeltaTable {
   private readonly keySize: number;
-  /** byte offset of the direction byte in the key */
-  private readonly dirAt: number;
   private cap: number;
   private keys: Uint8Array;
   private vals: Float64Array;
   private seen: Uint32Array;
   private activeGen: Uint32Array;
-  /** slot of the same key in the other direction, -1 when absent (kept in sync on alloc/sweep) */
-  private twinOf: Int32Array;
   private live: Uint8Array;
   /** hash index: slot + 1, 0 = empty; size is a power of two ≥ 2 × cap */
   private index: Int32Array;
   private free: number[] = [];
   private next = 0;
   private count = 0;
-  private readonly scratch: Uint8Array;
   /** slots with a non-zero delta in the current window */
   active: number[] = [];
 
-  constructor(keySize: number, dirAt: number, initial = 1024) {
+  constructor(keySize: number, initial = 1024) {
     this.keySize = keySize;
-    this.dirAt = dirAt;
     this.cap = initial;
     this.keys = new Uint8Array(initial * keySize);
     this.vals = new Float64Array(initial * F);
     this.seen = new Uint32Array(initial);
     this.activeGen = new Uint32Array(initial);
-    this.twinOf = new Int32Array(initial).fill(-1);
     this.live = new Uint8Array(initial);
     this.index = new Int32Array(initial * 2);
-    this.scratch = new Uint8Array(keySize);
   }
 
   get size(): number {
@@ -125,7 +124,7 @@ class DeltaTable {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const grown = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a: T, make: (n: number) => T, per: number): T => {
+    const grown = <T extends Uint8Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T, per: number): T => {
       const out = make(cap * per);
       out.set(a);
       return out;
@@ -135,9 +134,6 @@ class DeltaTable {
     this.seen = grown(this.seen, (n) => new Uint32Array(n), 1);
     this.activeGen = grown(this.activeGen, (n) => new Uint32Array(n), 1);
     this.live = grown(this.live, (n) => new Uint8Array(n), 1);
-    const tw = new Int32Array(cap).fill(-1);
-    tw.set(this.twinOf);
-    this.twinOf = tw;
     this.cap = cap;
     this.rebuildIndex(cap * 2);
   }
@@ -154,38 +150,41 @@ class DeltaTable {
     this.live[n] = 1;
     this.count++;
     this.indexInsert(n);
-    // pair with the other direction's entry, if present
-    this.scratch.set(b.subarray(off, off + this.keySize));
-    this.scratch[this.dirAt] = this.scratch[this.dirAt] === Direction.IN ? Direction.OUT : Direction.IN;
-    const t = this.find(this.scratch, 0);
-    this.twinOf[n] = t;
-    if (t >= 0) this.twinOf[t] = n;
     return n;
   }
 
-  /** Records the cumulative counters read for the key at b[off..]; computes and keeps the delta. */
-  update(b: Uint8Array, off: number, gen: number, packets: number, l3: number, payload: number, rx: number): void {
-    let n = this.find(b, off);
-    if (n < 0) n = this.alloc(b, off);
+  /**
+   * Records the cumulative counters read for the key at keys[ko..]: request counters at values[vo + VAL_IN],
+   * response counters at values[vo + VAL_OUT] (u64 each: packets, L3 bytes, payload bytes); computes and keeps
+   * the deltas.
+   */
+  update(keys: Uint8Array, ko: number, gen: number, values: Buffer, vo: number, rx: number): void {
+    let n = this.find(keys, ko);
+    if (n < 0) n = this.alloc(keys, ko);
     this.seen[n] = gen;
     const o = n * F;
     const v = this.vals;
-    const pp = v[o + PREV_P] ?? 0;
-    const pl = v[o + PREV_L] ?? 0;
-    const py = v[o + PREV_Y] ?? 0;
+    const read = READ; // no allocation per entry
+    for (let i = 0; i < 3; i++) {
+      read[i] = u64(values, vo + VAL_IN + 8 * i);
+      read[3 + i] = u64(values, vo + VAL_OUT + 8 * i);
+    }
     // counters went down: the LRU evicted and re-created the entry between two reads
-    const reset = packets < pp || l3 < pl || payload < py;
-    const dp = reset ? packets : packets - pp;
-    const dl = reset ? l3 : l3 - pl;
-    const dy = reset ? payload : payload - py;
-    v[o + PREV_P] = packets;
-    v[o + PREV_L] = l3;
-    v[o + PREV_Y] = payload;
+    let reset = false;
+    for (let d = 0; d < 2; d++) for (let i = 0; i < 3; i++) if ((read[d * 3 + i] as number) < (v[o + d * DIR + PREV + i] ?? 0)) reset = true;
+    let activeNow = false;
+    for (let d = 0; d < 2; d++) {
+      const base = o + d * DIR;
+      for (let i = 0; i < 3; i++) {
+        const cur = read[d * 3 + i] as number;
+        const delta = reset ? cur : cur - (v[base + PREV + i] ?? 0);
+        v[base + PREV + i] = cur;
+        v[base + D_P + i] = delta;
+        if (delta !== 0 && i !== 2) activeNow = true;
+      }
+    }
     v[o + RX] = rx;
-    v[o + D_P] = dp;
-    v[o + D_L] = dl;
-    v[o + D_Y] = dy;
-    if (dp !== 0 || dl !== 0) {
+    if (activeNow) {
       this.activeGen[n] = gen;
       this.active.push(n);
     }
@@ -204,23 +203,15 @@ class DeltaTable {
     return this.keys[slot * this.keySize + at] ?? 0;
   }
 
-  isActive(slot: number, gen: number): boolean {
-    return this.activeGen[slot] === gen;
+  /** This window's deltas of one direction (REQ or RESP) of an active slot. */
+  counters(slot: number, dir: typeof REQ | typeof RESP): Counters {
+    return { packets: this.get(slot, dir + D_P), l3Bytes: this.get(slot, dir + D_L), payloadBytes: this.get(slot, dir + D_Y) };
   }
 
-  dir(slot: number): number {
-    return this.keyByte(slot, this.dirAt);
-  }
-
-  /** The slot of the same key in the other direction, if the map has it. */
-  twin(slot: number): number | undefined {
-    const t = this.twinOf[slot] ?? -1;
-    return t < 0 ? undefined : t;
-  }
-
-  counters(slot: number, active: boolean): Counters {
-    if (!active) return zero();
-    return { packets: this.get(slot, D_P), l3Bytes: this.get(slot, D_L), payloadBytes: this.get(slot, D_Y) };
+  /** Active slots, largest first (L3 bytes of both directions). */
+  byteOrder(): number[] {
+    const size = (s: number): number => this.get(s, REQ + D_L) + this.get(s, RESP + D_L);
+    return [...this.active].sort((a, b) => size(b) - size(a));
   }
 
   /** Frees every slot not read in generation `gen` (evicted from the kernel map). */
@@ -229,9 +220,6 @@ class DeltaTable {
     for (let n = 0; n < this.next; n++) {
       if (!this.live[n] || this.seen[n] === gen) continue;
       this.live[n] = 0;
-      const t = this.twinOf[n] ?? -1;
-      if (t >= 0) this.twinOf[t] = -1;
-      this.twinOf[n] = -1;
       this.free.push(n);
       this.count--;
       freed++;
@@ -239,6 +227,9 @@ class DeltaTable {
     if (freed > 0) this.rebuildIndex(this.index.length);
   }
 }
+
+/** The counters of the entry being read (scratch: DeltaTable.update runs synchronously). */
+const READ = new Float64Array(6);
 
 function zero(): Counters {
   return { packets: 0, l3Bytes: 0, payloadBytes: 0 };
@@ -266,28 +257,6 @@ function u64(b: Buffer, off: number): number {
   return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 0x1_0000_0000;
 }
 
-/** One connection (or receiver index) of this window: the request-direction and response-direction slots. */
-interface Pair {
-  req: number | undefined;
-  resp: number | undefined;
-  size: number;
-}
-
-/** Pairs each active slot with its twin, once per pair; returns pairs largest first. */
-function pairs(t: DeltaTable, gen: number): Pair[] {
-  const out: Pair[] = [];
-  for (const s of t.active) {
-    const tw = t.twin(s);
-    const twinActive = tw !== undefined && t.isActive(tw, gen);
-    if (t.dir(s) === Direction.OUT && twinActive) continue; // listed with its request side
-    const req = t.dir(s) === Direction.IN ? s : tw;
-    const resp = t.dir(s) === Direction.IN ? tw : s;
-    const size = (req !== undefined && t.isActive(req, gen) ? t.get(req, D_L) : 0) + (resp !== undefined && t.isActive(resp, gen) ? t.get(resp, D_L) : 0);
-    out.push({ req, resp, size });
-  }
-  return out.sort((a, b) => b.size - a.size);
-}
-
 export interface WindowLimits {
   /** flows listed per snapshot (largest first); totals always cover all flows. Default 1000. */
   maxFlowsPerWindow?: number;
@@ -310,8 +279,8 @@ export interface WindowFinish {
 }
 
 export class WindowComputer {
-  private readonly flows = new DeltaTable(FLOW_KEY_SIZE, 37);
-  private readonly indexes = new DeltaTable(INDEX_KEY_SIZE, 4);
+  private readonly flows = new DeltaTable(FLOW_KEY_SIZE);
+  private readonly indexes = new DeltaTable(INDEX_KEY_SIZE);
   private gen = 0;
   private flowEntries = 0;
   private indexEntries = 0;
@@ -339,25 +308,24 @@ export class WindowComputer {
     this.decodeErrors = 0;
   }
 
-  /** Consumes one chunk of lpgw_flows (keys 40 B, values 32 B). */
+  /** Consumes one chunk of lpgw_flows (keys 40 B, values 56 B: request and response counters, index, flags). */
   addFlows(keys: Buffer, values: Buffer, count: number): void {
     for (let i = 0; i < count; i++) {
       const ko = i * FLOW_KEY_SIZE;
       const vo = i * FLOW_VAL_SIZE;
-      const dir = keys[ko + 37];
       const family = keys[ko + 38];
       const proto = keys[ko + 36];
-      if ((dir !== Direction.IN && dir !== Direction.OUT) || (family !== 4 && family !== 6) || (proto !== 6 && proto !== 17)) {
+      if (keys[ko + 37] !== 0 || (family !== 4 && family !== 6) || (proto !== 6 && proto !== 17)) {
         this.decodeErrors++;
         continue;
       }
       this.flowEntries++;
-      const rx = values.readUInt32LE(vo + 28) & FLOW_F_INDEX_KNOWN ? values.readUInt32LE(vo + 24) : NaN;
-      this.flows.update(keys, ko, this.gen, u64(values, vo), u64(values, vo + 8), u64(values, vo + 16), rx);
+      const rx = values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN ? values.readUInt32LE(vo + FLOW_VAL_RX) : NaN;
+      this.flows.update(keys, ko, this.gen, values, vo, rx);
     }
   }
 
-  /** Consumes one chunk of lpgw_indexes (keys 8 B, values 24 B). */
+  /** Consumes one chunk of lpgw_indexes (keys 8 B, values 48 B: request and response counters). */
   addIndexes(keys: Buffer, values: Buffer, count: number): void {
     for (let i = 0; i < count; i++) {
       const ko = i * INDEX_KEY_SIZE;
@@ -367,7 +335,7 @@ export class WindowComputer {
         continue;
       }
       this.indexEntries++;
-      this.indexes.update(keys, ko, this.gen, u64(values, vo), u64(values, vo + 8), u64(values, vo + 16), NaN);
+      this.indexes.update(keys, ko, this.gen, values, vo, NaN);
     }
   }
 
@@ -380,29 +348,23 @@ export class WindowComputer {
     const resp = zero();
     const byProto = { tcp: { req: zero(), resp: zero() }, udp: { req: zero(), resp: zero() } };
     for (const s of ft.active) {
-      const c = ft.counters(s, true);
       const p = byProto[protoName(ft.keyByte(s, 36))];
-      if (ft.dir(s) === Direction.IN) {
-        addTo(req, c);
-        addTo(p.req, c);
-      } else {
-        addTo(resp, c);
-        addTo(p.resp, c);
-      }
+      const rq = ft.counters(s, REQ);
+      const rs = ft.counters(s, RESP);
+      addTo(req, rq);
+      addTo(p.req, rq);
+      addTo(resp, rs);
+      addTo(p.resp, rs);
     }
 
-    const flowPairs = pairs(ft, gen);
+    const flowSlots = ft.byteOrder();
     const flows: FlowWindow[] = [];
-    for (const pr of flowPairs.slice(0, this.maxFlows)) {
-      const any = (pr.req ?? pr.resp) as number;
-      const k = decodeFlowKey(ft.keyBytes(any), 0);
+    for (const slot of flowSlots.slice(0, this.maxFlows)) {
+      const k = decodeFlowKey(ft.keyBytes(slot), 0);
       if (!k) continue; // validated in addFlows
-      const rq = pr.req === undefined ? zero() : ft.counters(pr.req, ft.isActive(pr.req, gen));
-      const rs = pr.resp === undefined ? zero() : ft.counters(pr.resp, ft.isActive(pr.resp, gen));
-      // receiver index: the inbound entry's (TCP: first payload segment), else the outbound one's
-      const inIdx = pr.req === undefined ? NaN : ft.get(pr.req, RX);
-      const outIdx = pr.resp === undefined ? NaN : ft.get(pr.resp, RX);
-      const rx = !Number.isNaN(inIdx) ? inIdx : !Number.isNaN(outIdx) ? outIdx : null;
+      const rq = ft.counters(slot, REQ);
+      const rs = ft.counters(slot, RESP);
+      const rx = ft.get(slot, RX);
       flows.push({
         proto: protoName(k.proto),
         family: k.family,
@@ -410,7 +372,7 @@ export class WindowComputer {
         local_port: k.localPort,
         remote: k.remote,
         remote_port: k.remotePort,
-        receiver_index: rx,
+        receiver_index: Number.isNaN(rx) ? null : rx,
         request: json(rq),
         response: json(rs),
         amplification: ratio(rs.payloadBytes, rq.payloadBytes),
@@ -419,14 +381,13 @@ export class WindowComputer {
     }
 
     const it = this.indexes;
-    const indexPairs = pairs(it, gen);
+    const indexSlots = it.byteOrder();
     const indexes: IndexWindow[] = [];
-    for (const pr of indexPairs.slice(0, this.maxIndexes)) {
-      const any = (pr.req ?? pr.resp) as number;
-      const k = decodeIndexKey(it.keyBytes(any), 0);
+    for (const slot of indexSlots.slice(0, this.maxIndexes)) {
+      const k = decodeIndexKey(it.keyBytes(slot), 0);
       if (!k) continue;
-      const rq = pr.req === undefined ? zero() : it.counters(pr.req, it.isActive(pr.req, gen));
-      const rs = pr.resp === undefined ? zero() : it.counters(pr.resp, it.isActive(pr.resp, gen));
+      const rq = it.counters(slot, REQ);
+      const rs = it.counters(slot, RESP);
       indexes.push({
         receiver_index: k.receiverIndex,
         proto: protoName(k.proto),
@@ -461,13 +422,13 @@ export class WindowComputer {
       totals: {
         ...totalsOf(req, resp),
         by_proto: { tcp: totalsOf(byProto.tcp.req, byProto.tcp.resp), udp: totalsOf(byProto.udp.req, byProto.udp.resp) },
-        flows_active: flowPairs.length,
-        indexes_active: indexPairs.length,
+        flows_active: flowSlots.length,
+        indexes_active: indexSlots.length,
       },
       flows,
-      flows_truncated: Math.max(0, flowPairs.length - this.maxFlows),
+      flows_truncated: Math.max(0, flowSlots.length - this.maxFlows),
       indexes,
-      indexes_truncated: Math.max(0, indexPairs.length - this.maxIndexes),
+      indexes_truncated: Math.max(0, indexSlots.length - this.maxIndexes),
       kernel,
       map: { flows_entries: this.flowEntries, flows_capacity: f.flowsCapacity, indexes_entries: this.indexEntries, indexes_capacity: f.indexesCapacity },
       errors: { read: f.errors.read, decode: this.decodeErrors, write: f.errors.write },

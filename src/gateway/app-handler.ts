@@ -23,7 +23,27 @@ export class GatewayAppHandler implements AppHandler {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  async handle(msg: AppMessage, ctx: AppContext): Promise<AppMessage | null> {
+  /** Synchronous for a Ping (the per-packet path allocates no promise for it); registrations are asynchronous. */
+  handle(msg: AppMessage, ctx: AppContext): AppMessage | null | Promise<AppMessage | null> {
+    switch (msg.kind) {
+      case 'ping':
+        return { kind: 'pong', payload: msg.payload };
+      case 'register':
+      case 'deregister':
+        return this.handleStore(msg, ctx);
+      case 'forward':
+        if (!this.forwarder) {
+          this.metrics.forwards.inc({ result: 'refused_not_entry' });
+          return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
+        }
+        return this.forwarder.forward(msg.forward, { address: ctx.src.address, session: ctx.session });
+      default:
+        this.metrics.error('LPGW_ERR_UNEXPECTED_APP_MESSAGE');
+        return errorMessage('LPGW_ERR_UNEXPECTED_APP_MESSAGE', `a gateway does not accept '${msg.kind}' messages`);
+    }
+  }
+
+  private async handleStore(msg: AppMessage, ctx: AppContext): Promise<AppMessage | null> {
     switch (msg.kind) {
       case 'register': {
         const req = msg.request;
@@ -40,12 +60,6 @@ export class GatewayAppHandler implements AppHandler {
         if (response.success && response.allocatedBandwidth > 0n) this.metrics.bandwidthAllocated.inc(Number(response.allocatedBandwidth));
         return { kind: 'registerResponse', response };
       }
-      case 'forward':
-        if (!this.forwarder) {
-          this.metrics.forwards.inc({ result: 'refused_not_entry' });
-          return errorMessage(ForwardErrorCode.NOT_ENTRY, 'this gateway does not run the entry role and forwards nothing');
-        }
-        return this.forwarder.forward(msg.forward, { address: ctx.src.address, session: ctx.session });
       case 'deregister': {
         if (!this.registrar.deregister) return errorMessage(GatewayErrorCode.PEER_UNKNOWN, 'this gateway keeps no WireGuard peers');
         try {
@@ -59,11 +73,8 @@ export class GatewayAppHandler implements AppHandler {
         }
         return { kind: 'deregistered', wgPublicKey: msg.request.wgPublicKey };
       }
-      case 'ping':
-        return { kind: 'pong', payload: msg.payload };
       default:
-        this.metrics.error('LPGW_ERR_UNEXPECTED_APP_MESSAGE');
-        return errorMessage('LPGW_ERR_UNEXPECTED_APP_MESSAGE', `a gateway does not accept '${msg.kind}' messages`);
+        return null;
     }
   }
 }

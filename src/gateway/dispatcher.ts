@@ -9,7 +9,7 @@
  * (DESIGN.md §10.4).
  */
 import { LRUCache } from 'lru-cache';
-import { LpError, MIN_PACKET_LEN, MessageType, encodeBusy, parseClientHello, serializeClear, LpErrorCode } from '../core/index.js';
+import { LpError, MIN_PACKET_LEN, MessageType, encodeBusy, parseClientHello, readU32le, serializeClear, LpErrorCode } from '../core/index.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TokenBucketLimiter } from './rate-limit.js';
 import type { PacketSource, Shard, ShardResult } from './shard.js';
@@ -40,6 +40,7 @@ export interface DispatcherOptions {
 }
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
+const NO_REPLY_PROMISE: Promise<ShardResult> = Promise.resolve(NO_REPLY);
 
 export class Dispatcher {
   /** Recently seen source addresses (bounded), for operators and tests: who talks to this gateway. Off by default. */
@@ -75,31 +76,41 @@ export class Dispatcher {
     } else this.sources.set(key, { address: src.address, transport: src.transport, packets: 1, lastSeenMs: nowMs });
   }
 
-  async onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): Promise<ShardResult> {
-    this.record(src, nowMs);
-    if (packet.length < MIN_PACKET_LEN) {
-      this.metrics.error(LpErrorCode.PACKET_TOO_SHORT);
+  /**
+   * Not an async function: a session's packet goes straight to its shard, whose promise is returned as it is
+   * (no extra promise and microtask per packet); the rest resolves at once. Never throws synchronously.
+   */
+  onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): Promise<ShardResult> {
+    try {
+      this.record(src, nowMs);
+      if (packet.length < MIN_PACKET_LEN) {
+        this.metrics.error(LpErrorCode.PACKET_TOO_SHORT);
+        return NO_REPLY_PROMISE;
+      }
+      const index = readU32le(packet, 0);
+      return index === 0 ? Promise.resolve(this.onHello(packet, src, nowMs)) : this.shardFor(index).handle(packet, src, nowMs);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** A packet to index 0: a ClientHello's keyless checks and the per-source bucket, then its proposed index's shard. */
+  private onHello(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult | Promise<ShardResult> {
+    let proposed: number;
+    try {
+      proposed = parseClientHello(packet, Math.floor(nowMs / 1000), this.o.timestampToleranceSec).receiverIndex;
+    } catch (e) {
+      if (!(e instanceof LpError)) throw e;
+      // Not a ClientHello: dropped before any bucket is charged (the shard would drop it too).
+      this.metrics.error(e.code);
       return NO_REPLY;
     }
-    let index = new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getUint32(0, true);
-    if (index === 0) {
-      let proposed: number;
-      try {
-        proposed = parseClientHello(packet, Math.floor(nowMs / 1000), this.o.timestampToleranceSec).receiverIndex;
-      } catch (e) {
-        if (!(e instanceof LpError)) throw e;
-        // Not a ClientHello: dropped before any bucket is charged (the shard would drop it too).
-        this.metrics.error(e.code);
-        return NO_REPLY;
-      }
-      const waitMs = this.exempt(src.address) ? 0 : this.o.helloLimiters[src.transport].take(src.address, nowMs);
-      if (waitMs > 0) {
-        this.metrics.rateLimited.inc();
-        // Busy (38 B) is smaller than any ClientHello (134 B): no amplification.
-        return { reply: serializeClear({ receiverIndex: proposed, counter: 0, type: MessageType.Busy, content: encodeBusy(waitMs) }), authenticated: false };
-      }
-      index = proposed;
+    const waitMs = this.exempt(src.address) ? 0 : this.o.helloLimiters[src.transport].take(src.address, nowMs);
+    if (waitMs > 0) {
+      this.metrics.rateLimited.inc();
+      // Busy (38 B) is smaller than any ClientHello (134 B): no amplification.
+      return { reply: serializeClear({ receiverIndex: proposed, counter: 0, type: MessageType.Busy, content: encodeBusy(waitMs) }), authenticated: false };
     }
-    return this.shardFor(index).handle(packet, src, nowMs);
+    return this.shardFor(proposed).handle(packet, src, nowMs);
   }
 }

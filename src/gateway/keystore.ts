@@ -18,12 +18,9 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { gatewayKeysFromSeeds, type CryptoSuite, type GatewayKeys, type KeyPair } from '../core/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import { GatewayError, GatewayErrorCode } from './errors.js';
+import { KEY_FILES } from './key-files.js';
 
-export const KEY_FILES = {
-  identity: 'identity.key',
-  kem: 'kem.key',
-  wireguard: 'wireguard.key',
-} as const;
+export { KEY_FILES };
 
 type KeyName = keyof typeof KEY_FILES;
 const KEY_LENGTHS: Readonly<Record<KeyName, number>> = { identity: 32, kem: 64, wireguard: 32 };

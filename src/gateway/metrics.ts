@@ -8,6 +8,19 @@ import { threadCpuSeconds } from './thread-cpu.js';
 
 export type Transport = 'tcp' | 'udp';
 
+/**
+ * A listener's packet and byte counts: plain numbers on the per-packet path (a prom-client `inc()` hashes its
+ * labels and validates its value on every call); the four counters below take them in when scraped.
+ */
+export interface TransportCounts {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+}
+
+const newCounts = (): TransportCounts => ({ packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0 });
+
 export class GatewayMetrics {
   readonly registry = new Registry();
 
@@ -15,10 +28,20 @@ export class GatewayMetrics {
   readonly connectionsRejected = new Counter({ name: 'lp_connections_rejected_total', help: 'TCP connections refused or closed by policy', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly connectionsPaused = new Counter({ name: 'lp_connections_paused_total', help: 'Times a TCP connection stopped being read because its queued requests or unread replies exceeded lp.max_pending_bytes_per_connection', registers: [this.registry] });
   readonly connectionsActive = new Gauge({ name: 'lp_connections_active', help: 'Open TCP connections', registers: [this.registry] });
-  readonly packetsIn = new Counter({ name: 'lp_packets_received_total', help: 'LP packets received', labelNames: ['transport'] as const, registers: [this.registry] });
-  readonly packetsOut = new Counter({ name: 'lp_packets_sent_total', help: 'LP packets sent', labelNames: ['transport'] as const, registers: [this.registry] });
-  readonly bytesIn = new Counter({ name: 'lp_received_bytes_total', help: 'Bytes received on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry] });
-  readonly bytesOut = new Counter({ name: 'lp_sent_bytes_total', help: 'Bytes sent on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry] });
+  private readonly counts: Record<Transport, TransportCounts> = { tcp: newCounts(), udp: newCounts() };
+  /** Moves what the listeners counted since the last scrape into the counter (collect hook). */
+  private readonly drain = (counter: Counter<'transport'>, field: keyof TransportCounts): void => {
+    for (const t of ['tcp', 'udp'] as const) {
+      const n = this.counts[t][field];
+      if (n === 0) continue;
+      this.counts[t][field] = 0;
+      counter.inc({ transport: t }, n);
+    }
+  };
+  readonly packetsIn: Counter<'transport'> = new Counter({ name: 'lp_packets_received_total', help: 'LP packets received', labelNames: ['transport'] as const, registers: [this.registry], collect: () => this.drain(this.packetsIn, 'packetsIn') });
+  readonly packetsOut: Counter<'transport'> = new Counter({ name: 'lp_packets_sent_total', help: 'LP packets sent', labelNames: ['transport'] as const, registers: [this.registry], collect: () => this.drain(this.packetsOut, 'packetsOut') });
+  readonly bytesIn: Counter<'transport'> = new Counter({ name: 'lp_received_bytes_total', help: 'Bytes received on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry], collect: () => this.drain(this.bytesIn, 'bytesIn') });
+  readonly bytesOut: Counter<'transport'> = new Counter({ name: 'lp_sent_bytes_total', help: 'Bytes sent on LP listeners (TCP including the 4-byte length prefixes)', labelNames: ['transport'] as const, registers: [this.registry], collect: () => this.drain(this.bytesOut, 'bytesOut') });
   readonly handshakes = new Counter({ name: 'lp_handshakes_total', help: 'Handshake outcomes at the gateway', labelNames: ['result'] as const, registers: [this.registry] });
   readonly errors = new Counter({ name: 'lp_errors_total', help: 'Rejected inputs by error code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly dropped = new Counter({ name: 'lp_dropped_packets_total', help: 'Packets dropped without a reply, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
@@ -161,9 +184,9 @@ export class GatewayMetrics {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lp_' });
   }
 
-  /** Per-transport packet and byte counters, resolved once for the per-packet path. */
-  transportCounters(transport: Transport): { packetsIn: Counter.Internal; bytesIn: Counter.Internal; packetsOut: Counter.Internal; bytesOut: Counter.Internal } {
-    return { packetsIn: this.packetsIn.labels(transport), bytesIn: this.bytesIn.labels(transport), packetsOut: this.packetsOut.labels(transport), bytesOut: this.bytesOut.labels(transport) };
+  /** A listener's packet and byte counts (plain numbers, see TransportCounts), collected at each scrape. */
+  transportCounters(transport: Transport): TransportCounts {
+    return this.counts[transport];
   }
 
   error(code: string): void {

@@ -18,6 +18,12 @@ export type WorkerShardOptions = Omit<ShardOptions, 'suite' | 'shardId' | 'shard
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
 
+/**
+ * The worker's entry module: compiled (dist/), the worker runs shard-worker.js directly; from the TypeScript
+ * sources (tsx: tests, a development checkout) shard-worker-entry.js registers tsx in the worker first.
+ */
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './shard-worker-entry.js' : './shard-worker.js', import.meta.url);
+
 export class WorkerShard implements Shard {
   private readonly worker: Worker;
   private readonly pending = new Map<number, (r: ShardResult) => void>();
@@ -31,7 +37,7 @@ export class WorkerShard implements Shard {
 
   constructor(private readonly o: WorkerShardOptions) {
     const data: ShardWorkerData = { shardId: o.shardId, shardCount: o.shardCount, keys: o.keys, limits: o.limits, timestampToleranceSec: o.timestampToleranceSec, logLevel: o.logLevel, kemBackend: o.kemBackend };
-    this.worker = new Worker(new URL('./shard-worker-entry.js', import.meta.url), { workerData: data });
+    this.worker = new Worker(WORKER_ENTRY, { workerData: data });
     this.outbox = new Outbox((batch) => this.worker.postMessage(batch));
     this.ready = new Promise((resolve, reject) => {
       const onMsg = (batch: FromWorker[]): void => {

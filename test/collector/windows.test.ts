@@ -1,49 +1,75 @@
 /** Window delta computation on synthetic map contents (no kernel needed). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Direction, encodeFlowKey, FLOW_KEY_SIZE, FLOW_VAL_SIZE, INDEX_KEY_SIZE, INDEX_VAL_SIZE, type FlowKey } from '../../src/collector/layout.js';
+import { encodeFlowKey, FLOW_KEY_SIZE, FLOW_VAL_RX, FLOW_VAL_FLAGS, FLOW_VAL_SIZE, INDEX_KEY_SIZE, INDEX_VAL_SIZE, VAL_IN, VAL_OUT, type FlowKey } from '../../src/collector/layout.js';
 import type { SourceInfo } from '../../src/collector/schema.js';
 import { WindowComputer, type WindowFinish } from '../../src/collector/windows.js';
 
 const SOURCE: SourceInfo = { iface: 'lo', ifindex: 1, hooks: ['ingress'], attach_mode: 'tcx', watched_ports: [51264], pid: 1 };
 
+/** Direction of a test entry: the kernel keeps both of a connection (or index) in one entry, at VAL_IN / VAL_OUT. */
+const Direction = { IN: 0, OUT: 1 } as const;
+type Direction = (typeof Direction)[keyof typeof Direction];
+type DirKey = FlowKey & { dir: Direction };
+
 interface Entry {
-  key: FlowKey;
+  key: DirKey;
   packets: number;
   l3: number;
   payload: number;
   index?: number;
 }
 
+/** Writes one direction's counters into a value at `o` (u64 packets, L3 bytes, payload bytes). */
+function putCounters(values: Buffer, o: number, dir: Direction, e: { packets: number; l3: number; payload: number }): void {
+  const at = o + (dir === Direction.IN ? VAL_IN : VAL_OUT);
+  values.writeBigUInt64LE(BigInt(e.packets), at);
+  values.writeBigUInt64LE(BigInt(e.l3), at + 8);
+  values.writeBigUInt64LE(BigInt(e.payload), at + 16);
+}
+
+/** Kernel entries as the program keeps them: entries of one connection's two directions merged into one. */
 function flowChunk(entries: Entry[]): { keys: Buffer; values: Buffer; n: number } {
+  const slots = new Map<string, number>();
   const keys = Buffer.alloc(entries.length * FLOW_KEY_SIZE);
   const values = Buffer.alloc(entries.length * FLOW_VAL_SIZE);
-  entries.forEach((e, i) => {
-    encodeFlowKey(e.key, keys, i * FLOW_KEY_SIZE);
-    const o = i * FLOW_VAL_SIZE;
-    values.writeBigUInt64LE(BigInt(e.packets), o);
-    values.writeBigUInt64LE(BigInt(e.l3), o + 8);
-    values.writeBigUInt64LE(BigInt(e.payload), o + 16);
-    if (e.index !== undefined) {
-      values.writeUInt32LE(e.index, o + 24);
-      values.writeUInt32LE(1, o + 28);
+  for (const e of entries) {
+    const kb = encodeFlowKey(e.key);
+    const id = kb.toString('hex');
+    let i = slots.get(id);
+    if (i === undefined) {
+      i = slots.size;
+      slots.set(id, i);
+      kb.copy(keys, i * FLOW_KEY_SIZE);
     }
-  });
-  return { keys, values, n: entries.length };
+    const o = i * FLOW_VAL_SIZE;
+    putCounters(values, o, e.key.dir, e);
+    if (e.index !== undefined) {
+      values.writeUInt32LE(e.index, o + FLOW_VAL_RX);
+      values.writeUInt32LE(1, o + FLOW_VAL_FLAGS);
+    }
+  }
+  const n = slots.size;
+  return { keys: keys.subarray(0, n * FLOW_KEY_SIZE), values: values.subarray(0, n * FLOW_VAL_SIZE), n };
 }
 
 function indexChunk(entries: { index: number; dir: number; proto: number; packets: number; l3: number; payload: number }[]): { keys: Buffer; values: Buffer; n: number } {
+  const slots = new Map<string, number>();
   const keys = Buffer.alloc(entries.length * INDEX_KEY_SIZE);
   const values = Buffer.alloc(entries.length * INDEX_VAL_SIZE);
-  entries.forEach((e, i) => {
-    keys.writeUInt32LE(e.index, i * 8);
-    keys[i * 8 + 4] = e.dir;
-    keys[i * 8 + 5] = e.proto;
-    values.writeBigUInt64LE(BigInt(e.packets), i * 24);
-    values.writeBigUInt64LE(BigInt(e.l3), i * 24 + 8);
-    values.writeBigUInt64LE(BigInt(e.payload), i * 24 + 16);
-  });
-  return { keys, values, n: entries.length };
+  for (const e of entries) {
+    const id = `${e.index}/${e.proto}`;
+    let i = slots.get(id);
+    if (i === undefined) {
+      i = slots.size;
+      slots.set(id, i);
+      keys.writeUInt32LE(e.index, i * INDEX_KEY_SIZE);
+      keys[i * INDEX_KEY_SIZE + 5] = e.proto;
+    }
+    putCounters(values, i * INDEX_VAL_SIZE, e.dir as Direction, e);
+  }
+  const n = slots.size;
+  return { keys: keys.subarray(0, n * INDEX_KEY_SIZE), values: values.subarray(0, n * INDEX_VAL_SIZE), n };
 }
 
 const fin = (seq: number, extra: Partial<WindowFinish> = {}): WindowFinish => ({
@@ -60,7 +86,7 @@ const fin = (seq: number, extra: Partial<WindowFinish> = {}): WindowFinish => ({
   ...extra,
 });
 
-const k = (dir: Direction, remotePort = 40000, family: 4 | 6 = 4, proto = 17): FlowKey => ({
+const k = (dir: Direction, remotePort = 40000, family: 4 | 6 = 4, proto = 17): DirKey => ({
   family,
   proto,
   dir,

@@ -1,10 +1,7 @@
 /** `lp-gateway descriptor`: print this gateway's signed descriptor (what GET /v1/gateway serves). */
-import { defaultSuite } from '../../core/index.js';
-import { loadConfig, parseRunFlags, RUN_FLAGS_HELP } from '../../gateway/config-load.js';
-import { buildDescriptor, descriptorParamsFromConfig } from '../../gateway/descriptor.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { GatewayErrorCode, isGatewayError } from '../../gateway/errors.js';
-import { loadOrCreateKeys } from '../../gateway/keystore.js';
-import { createLogger } from '../../log.js';
+import { RUN_FLAGS_HELP } from '../../gateway/run-flags-help.js';
 import type { Command } from '../command.js';
 
 export const descriptorCommand: Command = {
@@ -27,6 +24,13 @@ ${RUN_FLAGS_HELP}
   -h, --help               show this help
 `,
   async run(argv) {
+    const [{ defaultSuite }, { loadConfig, parseRunFlags }, { buildDescriptor, descriptorParamsFromConfig }, { loadOrCreateKeys }, { createLogger }] = await Promise.all([
+      import('../../core/index.js'),
+      import('../../gateway/config-load.js'),
+      import('../../gateway/descriptor.js'),
+      import('../../gateway/keystore.js'),
+      import('../../log.js'),
+    ]);
     const { configFile, overrides } = parseRunFlags(argv);
     try {
       const config = loadConfig({ ...(configFile !== undefined ? { configFile } : {}), overrides });

@@ -3,15 +3,12 @@
  * documents, the trust anchor clients and entries are configured with (src/gateway/directory-document.ts,
  * DESIGN.md §7.6). The key file has the ticket issuer key's format: an Ed25519 seed, 64 hex characters, 0600.
  */
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { fetchDescriptor } from '../../client/descriptor-fetch.js';
-import { defaultSuite, toHex } from '../../core/index.js';
-import { parsePinnedUrl } from '../../gateway/directory.js';
-import { recordOf, verifyDescriptor, type GatewayRecord } from '../../gateway/descriptor.js';
-import { signDirectory } from '../../gateway/directory-document.js';
+import { toHex } from '../../core/bytes.js';
+import type { GatewayRecord } from '../../gateway/descriptor.js';
 import { isGatewayError } from '../../gateway/errors.js';
-import { generateIssuerKey, parseDuration, readIssuerKeyFile, writeIssuerKeyFile } from '../../gateway/registration/tickets.js';
 import { type Command, UsageError } from '../command.js';
 
 function report(cmd: string, e: unknown): number {
@@ -40,6 +37,7 @@ Options:
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { out: { type: 'string' } }, strict: true, allowPositionals: false });
     if (!values.out) throw new UsageError('--out FILE is required');
+    const { generateIssuerKey, writeIssuerKeyFile } = await import('../../gateway/registration/tickets.js');
     const key = generateIssuerKey();
     try {
       writeIssuerKeyFile(values.out, key);
@@ -87,6 +85,14 @@ Options:
     if (sources.length === 0) throw new UsageError('at least one --gateway is required');
     const version = /^\d+$/.test(values.version ?? '') ? Number(values.version) : NaN;
     if (!(Number.isSafeInteger(version) && version >= 1)) throw new UsageError('--version must be a positive integer');
+    const [{ fetchDescriptor }, { defaultSuite }, { parsePinnedUrl }, { recordOf, verifyDescriptor }, { signDirectory }, { parseDuration, readIssuerKeyFile }] = await Promise.all([
+      import('../../client/descriptor-fetch.js'),
+      import('../../core/index.js'),
+      import('../../gateway/directory.js'),
+      import('../../gateway/descriptor.js'),
+      import('../../gateway/directory-document.js'),
+      import('../../gateway/registration/tickets.js'),
+    ]);
     const validFor = parseDuration(values['valid-for'] ?? '');
     if (validFor === null) throw new UsageError(`--valid-for '${values['valid-for']}' is not a duration such as 7d or 12h`);
     try {

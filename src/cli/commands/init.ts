@@ -1,10 +1,8 @@
 /** `lp-gateway init`: create the gateway's keys in the data directory (refuses to replace them without --force). */
 import { parseArgs } from 'node:util';
-import { defaultSuite, toHex } from '../../core/index.js';
-import { loadConfig } from '../../gateway/config-load.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { GatewayErrorCode, isGatewayError } from '../../gateway/errors.js';
-import { initKeys, KEY_FILES } from '../../gateway/keystore.js';
-import { createLogger } from '../../log.js';
+import { KEY_FILES } from '../../gateway/key-files.js';
 import type { Command } from '../command.js';
 
 export const initCommand: Command = {
@@ -37,6 +35,12 @@ Options:
       allowPositionals: false,
       options: { 'data-dir': { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } },
     });
+    const [{ defaultSuite, toHex }, { loadConfig }, { initKeys }, { createLogger }] = await Promise.all([
+      import('../../core/index.js'),
+      import('../../gateway/config-load.js'),
+      import('../../gateway/keystore.js'),
+      import('../../log.js'),
+    ]);
     try {
       const config = loadConfig({
         ...(values.config !== undefined ? { configFile: values.config } : {}),

@@ -1,9 +1,9 @@
 /** `gateway-probe load`: concurrent handshakes/registrations for a while, then one JSON report (probe/load.ts). */
 import { parseArgs } from 'node:util';
-import { DEFAULT_DRAIN_MS, runLoad } from '../../../probe/load.js';
-import { loadSummary, progressLine } from '../../../probe/summary.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
+import { DEFAULT_DRAIN_MS } from '../../../probe/defaults.js';
 import type { Command } from '../command.js';
-import { COMMON_OPTIONS, commonOptions, intOption, positiveOption, printJson, secondsOption, TRUST_HELP } from './probe-common.js';
+import { COMMON_OPTIONS, intOption, positiveOption, printJson, secondsOption, TRUST_HELP } from './probe-options.js';
 
 const MAX_CONCURRENCY = 10_000;
 
@@ -86,6 +86,7 @@ Example:
       strict: true,
       allowPositionals: false,
     });
+    const [{ commonOptions }, { runLoad }, { loadSummary, progressLine }] = await Promise.all([import('./probe-common.js'), import('../../../probe/load.js'), import('../../../probe/summary.js')]);
     const common = commonOptions(values, true);
     const concurrency = intOption('--concurrency', values.concurrency, 1, MAX_CONCURRENCY);
     const durationMs = secondsOption('--duration', values.duration, 86_400);

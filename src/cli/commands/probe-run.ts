@@ -1,10 +1,9 @@
 /** `gateway-probe run`: one pass of checks, one JSON report on stdout (logic in probe/run.ts). */
 import { parseArgs } from 'node:util';
 import { isIPv4, isIPv6 } from 'node:net';
-import { DEFAULT_EXIT_PING_TARGETS, runProbe } from '../../../probe/run.js';
-import { runSummary } from '../../../probe/summary.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { type Command, UsageError } from '../command.js';
-import { COMMON_OPTIONS, commonOptions, intOption, printJson, secondsOption, TRUST_HELP } from './probe-common.js';
+import { COMMON_OPTIONS, intOption, printJson, secondsOption, TRUST_HELP } from './probe-options.js';
 
 export const probeRunCommand: Command = {
   path: ['run'],
@@ -143,6 +142,7 @@ Examples:
       strict: true,
       allowPositionals: false,
     });
+    const [{ commonOptions }, { DEFAULT_EXIT_PING_TARGETS, runProbe }, { runSummary }] = await Promise.all([import('./probe-common.js'), import('../../../probe/run.js'), import('../../../probe/summary.js')]);
     const common = commonOptions(values, false);
     const timeoutMs = values.timeout === undefined ? null : secondsOption('--timeout', values.timeout, 86_400);
     const wgConfigPath = values['wg-config'] ?? null;

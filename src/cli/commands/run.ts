@@ -1,8 +1,6 @@
 /** `lp-gateway run`: start a gateway (initialising keys and the database on first run). */
-import { createLogger } from '../../log.js';
-import { loadConfig, parseRunFlags, RUN_FLAGS_HELP } from '../../gateway/config-load.js';
-import { startGateway } from '../../gateway/node.js';
-import { GatewayError } from '../../gateway/errors.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
+import { RUN_FLAGS_HELP } from '../../gateway/run-flags-help.js';
 import type { Command } from '../command.js';
 
 /** After the grace period (or after shutdown), how long the process may take to exit on its own. */
@@ -22,6 +20,12 @@ ${RUN_FLAGS_HELP}
 Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests within shutdown_grace_sec, close the
 database and exit 0.`,
   async run(argv) {
+    const [{ loadConfig, parseRunFlags }, { GatewayError }, { createLogger }, { startGateway }] = await Promise.all([
+      import('../../gateway/config-load.js'),
+      import('../../gateway/errors.js'),
+      import('../../log.js'),
+      import('../../gateway/node.js'),
+    ]);
     const { configFile, overrides } = parseRunFlags(argv);
     let config;
     try {

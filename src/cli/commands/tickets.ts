@@ -3,20 +3,10 @@
  * credential verifier (PRODUCT.md §2). File formats are described in src/gateway/registration/tickets.ts.
  */
 import { parseArgs } from 'node:util';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { toHex } from '../../core/bytes.js';
 import { isGatewayError } from '../../gateway/errors.js';
-import {
-  TICKET_TYPE_NAMES,
-  formatBytes,
-  generateIssuerKey,
-  mintTicket,
-  parseBandwidth,
-  parseDuration,
-  readIssuerKeyFile,
-  ticketTypeFromName,
-  writeIssuerKeyFile,
-  writeTicketFile,
-} from '../../gateway/registration/tickets.js';
+import { TICKET_TYPE_NAMES, ticketTypeFromName } from '../../gateway/registration/ticket-types.js';
 import { type Command, UsageError } from '../command.js';
 
 const MAX_COUNT = 100_000;
@@ -50,6 +40,7 @@ Options:
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { out: { type: 'string' } }, strict: true, allowPositionals: false });
     if (!values.out) throw new UsageError('--out FILE is required');
+    const { generateIssuerKey, writeIssuerKeyFile } = await import('../../gateway/registration/tickets.js');
     const key = generateIssuerKey();
     try {
       writeIssuerKeyFile(values.out, key);
@@ -104,6 +95,7 @@ Options:
     for (const name of ['issuer-key', 'type', 'bandwidth', 'valid-for', 'out'] as const) {
       if (!values[name]) throw new UsageError(`--${name} is required`);
     }
+    const { formatBytes, mintTicket, parseBandwidth, parseDuration, readIssuerKeyFile, writeTicketFile } = await import('../../gateway/registration/tickets.js');
     const ticketType = ticketTypeFromName(values.type ?? '');
     if (ticketType === null) throw new UsageError(`--type must be one of ${TICKET_TYPE_NAMES.join(', ')}`);
     const bandwidth = parseBandwidth(values.bandwidth ?? '');

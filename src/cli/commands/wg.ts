@@ -6,12 +6,9 @@
  */
 import { closeSync, openSync, writeSync, chmodSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultSuite } from '../../core/index.js';
-import { loadConfig } from '../../gateway/config-load.js';
+// Only what --help needs is imported statically; the rest loads in run() (a command's --help loads nothing else).
 import { GatewayErrorCode, isGatewayError } from '../../gateway/errors.js';
-import { loadOrCreateKeys } from '../../gateway/keystore.js';
 import type { WireguardView } from '../../gateway/wireguard/plane.js';
-import { createLogger } from '../../log.js';
 import { type Command, UsageError } from '../command.js';
 
 function httpBase(v: string): string {
@@ -87,6 +84,7 @@ Options:
     let base: string;
     if (values.http !== undefined) base = httpBase(values.http);
     else {
+      const { loadConfig } = await import('../../gateway/config-load.js');
       try {
         base = httpBase(loadConfig(values.config !== undefined ? { configFile: values.config } : {}).http.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:'));
       } catch (e) {
@@ -128,6 +126,12 @@ Options:
 `,
   async run(argv) {
     const { values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { 'data-dir': { type: 'string' }, config: { type: 'string' }, 'private-out': { type: 'string' } } });
+    const [{ defaultSuite }, { loadConfig }, { loadOrCreateKeys }, { createLogger }] = await Promise.all([
+      import('../../core/index.js'),
+      import('../../gateway/config-load.js'),
+      import('../../gateway/keystore.js'),
+      import('../../log.js'),
+    ]);
     try {
       const config = loadConfig({ ...(values.config !== undefined ? { configFile: values.config } : {}), overrides: values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {} });
       const logger = createLogger({ level: config.log.level, stderr: true });

@@ -77,10 +77,12 @@ export class BincodeWriter {
     return this;
   }
 
-  /** `Vec<u8>`: u64 LE length then bytes. */
+  /** `Vec<u8>`: u64 LE length then bytes (a buffer's length fits the low half: no bigint on this path). */
   bytes(b: Uint8Array): this {
-    this.u64(BigInt(b.length));
-    this.reserve(b.length);
+    this.reserve(8 + b.length);
+    this.dv.setUint32(this.len, b.length, true);
+    this.dv.setUint32(this.len + 4, 0, true);
+    this.len += 8;
     this.buf.set(b, this.len);
     this.len += b.length;
     return this;
@@ -104,6 +106,17 @@ export class BincodeWriter {
 
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
+  }
+
+  /** Bytes of scratch this writer holds (encode() drops a shared writer that grew large). */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /** Empty again, the bytes written so far wiped (a shared writer must not keep the last message's bytes). */
+  reset(): void {
+    this.buf.fill(0, 0, this.len);
+    this.len = 0;
   }
 }
 
@@ -172,9 +185,14 @@ export class BincodeReader {
 
   /** `Vec<u8>` with an explicit cap; returns a zero-copy view. */
   bytes(maxLen: number): Uint8Array {
-    const len = this.u64();
-    if (len > BigInt(maxLen)) fail(LpErrorCode.DECODE_BAD_LENGTH, `length ${len} exceeds limit ${maxLen}`);
-    if (len > BigInt(this.remaining)) fail(LpErrorCode.DECODE_TRUNCATED, `length ${len} exceeds remaining ${this.remaining}`);
+    this.need(8, 'u64');
+    // Two u32 halves: no bigint unless the length is refused anyway (every cap is below 2^32).
+    const lo = this.dv.getUint32(this.off, true);
+    const hi = this.dv.getUint32(this.off + 4, true);
+    this.off += 8;
+    const len = hi === 0 ? lo : (BigInt(hi) << 32n) | BigInt(lo);
+    if (len > maxLen) fail(LpErrorCode.DECODE_BAD_LENGTH, `length ${len} exceeds limit ${maxLen}`);
+    if (len > this.remaining) fail(LpErrorCode.DECODE_TRUNCATED, `length ${len} exceeds remaining ${this.remaining}`);
     return this.fixed(Number(len));
   }
 
@@ -216,8 +234,31 @@ export function decodeAll<T>(buf: Uint8Array, read: (r: BincodeReader) => T): T 
   return v;
 }
 
+/** Scratch writer encode() reuses (every call is synchronous); a nested encode() gets a writer of its own. */
+let shared: BincodeWriter | null = null;
+let sharedBusy = false;
+const SHARED_INITIAL = 1024;
+const SHARED_KEEP_MAX = 64 * 1024;
+
+/**
+ * Encode with `write`. The result is one fresh allocation of exactly the encoded length: the writing happens in
+ * a scratch buffer reused across calls (wiped after each), so the per-packet path does not allocate, grow and
+ * copy a writer's buffer every time. `capacity` sizes a writer that is not the shared one.
+ */
 export function encode(write: (w: BincodeWriter) => void, capacity?: number): Uint8Array {
-  const w = new BincodeWriter(capacity);
-  write(w);
-  return w.finish();
+  if (sharedBusy) {
+    const w = new BincodeWriter(capacity);
+    write(w);
+    return w.finish();
+  }
+  sharedBusy = true;
+  const w = (shared ??= new BincodeWriter(SHARED_INITIAL));
+  try {
+    write(w);
+    return w.finish();
+  } finally {
+    w.reset();
+    if (w.capacity > SHARED_KEEP_MAX) shared = null;
+    sharedBusy = false;
+  }
 }

@@ -90,19 +90,30 @@ function checkContentLength(type: number, len: number): void {
 export function parseHeader(bytes: Uint8Array): Header {
   if (bytes.length < MIN_PACKET_LEN) fail(LpErrorCode.PACKET_TOO_SHORT, `packet of ${bytes.length} bytes is shorter than ${MIN_PACKET_LEN}`);
   if (bytes.length > MAX_PACKET_LEN) fail(LpErrorCode.PACKET_TOO_LARGE, `packet of ${bytes.length} bytes exceeds ${MAX_PACKET_LEN}`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lo = dv.getUint32(4, true);
-  const hi = dv.getUint32(8, true);
+  // Byte arithmetic rather than a DataView: this runs for every packet, and a DataView is an allocation.
+  const lo = readU32le(bytes, 4);
+  const hi = readU32le(bytes, 8);
   if (hi > 0x1fffff) fail(LpErrorCode.COUNTER_EXHAUSTED, 'counter exceeds 2^53 - 1');
-  return { receiverIndex: dv.getUint32(0, true), counter: hi * 0x100000000 + lo };
+  return { receiverIndex: readU32le(bytes, 0), counter: hi * 0x100000000 + lo };
+}
+
+/** u32 little-endian at `off` (the caller checked the length). */
+export function readU32le(b: Uint8Array, off: number): number {
+  return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16) | ((b[off + 3] as number) << 24)) >>> 0;
+}
+
+function writeU32le(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = v >>> 24;
 }
 
 function writeHeader(out: Uint8Array, receiverIndex: number, counter: number): void {
   if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) fail(LpErrorCode.COUNTER_EXHAUSTED, `counter ${counter} out of range`);
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  dv.setUint32(0, receiverIndex >>> 0, true);
-  dv.setUint32(4, counter % 0x100000000, true);
-  dv.setUint32(8, Math.floor(counter / 0x100000000), true);
+  writeU32le(out, 0, receiverIndex >>> 0);
+  writeU32le(out, 4, counter % 0x100000000);
+  writeU32le(out, 8, Math.floor(counter / 0x100000000));
 }
 
 function writeInner(out: Uint8Array, off: number, type: number, content: Uint8Array): void {

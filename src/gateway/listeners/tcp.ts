@@ -11,7 +11,7 @@
 import net from 'node:net';
 import { FrameDecoder, LpError, encodeFrame } from '../../core/index.js';
 import type { Logger } from '../../log.js';
-import type { GatewayMetrics } from '../metrics.js';
+import type { GatewayMetrics, TransportCounts } from '../metrics.js';
 import type { PacketSource, ShardResult } from '../shard.js';
 
 export interface TcpListenerOptions {
@@ -42,11 +42,8 @@ export class TcpListener {
   /** In-flight request count per connection, for graceful shutdown. */
   private inFlight = 0;
   private closing = false;
-  // Labelled children resolved once: this is the per-packet path.
-  private readonly packetsIn;
-  private readonly bytesIn;
-  private readonly packetsOut;
-  private readonly bytesOut;
+  /** Packet and byte counts (plain numbers on this per-packet path; the metrics collect them when scraped). */
+  private readonly counts: TransportCounts;
 
   constructor(
     private readonly opts: TcpListenerOptions,
@@ -54,7 +51,7 @@ export class TcpListener {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
-    ({ packetsIn: this.packetsIn, bytesIn: this.bytesIn, packetsOut: this.packetsOut, bytesOut: this.bytesOut } = metrics.transportCounters('tcp'));
+    this.counts = metrics.transportCounters('tcp');
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onConnection(s));
     this.server.maxConnections = opts.maxConnections;
     this.server.on('drop', () => this.metrics.connectionsRejected.inc({ reason: 'max_connections' }));
@@ -181,8 +178,8 @@ export class TcpListener {
           if (reply && !socket.destroyed) {
             const out = encodeFrame(reply);
             socket.write(out);
-            this.packetsOut.inc();
-            this.bytesOut.inc(out.length);
+            this.counts.packetsOut++;
+            this.counts.bytesOut += out.length;
           }
         } catch (e) {
           this.logger.error({ err: e }, 'TCP packet handler failed');
@@ -197,7 +194,7 @@ export class TcpListener {
     };
 
     socket.on('data', (chunk: Buffer) => {
-      this.bytesIn.inc(chunk.length);
+      this.counts.bytesIn += chunk.length;
       let frames: Uint8Array[];
       try {
         frames = decoder.push(chunk);
@@ -207,7 +204,7 @@ export class TcpListener {
         return;
       }
       for (const f of frames) {
-        this.packetsIn.inc();
+        this.counts.packetsIn++;
         queue.push(f);
         queuedBytes += f.length;
       }

@@ -21,24 +21,7 @@ export const TICKET_SERIAL_LEN = 16;
 /** Largest bandwidth a ticket may carry: the response field `allocated_bandwidth` is an i64. */
 export const MAX_TICKET_BANDWIDTH = (1n << 63n) - 1n;
 
-const TYPE_NAMES: Readonly<Record<TicketType, string>> = {
-  [TicketType.V1MixnetEntry]: 'mixnet-entry',
-  [TicketType.V1MixnetExit]: 'mixnet-exit',
-  [TicketType.V1WireguardEntry]: 'wireguard-entry',
-  [TicketType.V1WireguardExit]: 'wireguard-exit',
-};
-
-export const TICKET_TYPE_NAMES: readonly string[] = Object.values(TYPE_NAMES);
-
-export function ticketTypeName(t: number): string {
-  return TYPE_NAMES[t as TicketType] ?? `unknown(${t})`;
-}
-
-/** `wireguard-entry` → TicketType.V1WireguardEntry; null for an unknown name. */
-export function ticketTypeFromName(name: string): TicketType | null {
-  for (const [k, v] of Object.entries(TYPE_NAMES)) if (v === name) return Number(k) as TicketType;
-  return null;
-}
+export { TICKET_TYPE_NAMES, ticketTypeFromName, ticketTypeName } from './ticket-types.js';
 
 /** First 8 bytes of BLAKE3(issuer Ed25519 public key). */
 export function issuerKeyId(publicKey: Uint8Array, prims: Primitives = sodiumPrimitives): Uint8Array {

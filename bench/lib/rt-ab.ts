@@ -1,0 +1,54 @@
+/**
+ * A/B of the gateway's CPU per EncryptedData round trip between two source trees, in the same run: real
+ * gateway processes from each tree's bin/lp-gateway.js (their dist/), the same ping-load client (this tree's),
+ * alternating. Prints one JSON line with each tree's per-round-trip CPU per round and the medians.
+ *   node --import tsx bench/lib/rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { median, procCpu, runJson } from './bench-util.js';
+
+const [a, b, transport = 'udp', roundsArg = '4', secondsArg = '8'] = process.argv.slice(2);
+if (!a || !b) {
+  process.stderr.write('usage: rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds]\n');
+  process.exit(2);
+}
+
+async function trial(tree: string): Promise<{ us: number; perSec: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lpgw-ab-'));
+  const p = spawn(process.execPath, [join(tree, 'bin/lp-gateway.js'), 'run', '--data-dir', dir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--mock-ecash', '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LPGW_CONFIG: '/dev/null', LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000', LP_GATEWAY_FROM_SOURCE: '0' },
+  });
+  try {
+    const http = await new Promise<string>((resolve, reject) => {
+      p.once('exit', (c) => reject(new Error(`gateway exited ${c}`)));
+      createInterface({ input: p.stdout }).on('line', (l) => {
+        try {
+          const rec = JSON.parse(l) as { msg?: string; http?: string };
+          if (rec.msg === 'gateway listening') resolve(`http://${rec.http}`);
+        } catch {
+          /* not JSON */
+        }
+      });
+    });
+    const c0 = procCpu(p.pid as number);
+    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', http, transport, '32', secondsArg, '64'], 120_000)) as { roundTrips: number; perSec: number };
+    const c1 = procCpu(p.pid as number);
+    return { us: ((c1 - c0) * 1e6) / r.roundTrips, perSec: r.perSec };
+  } finally {
+    p.kill('SIGTERM');
+    await new Promise((r) => p.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const res = { a: [] as { us: number; perSec: number }[], b: [] as { us: number; perSec: number }[] };
+for (let r = 0; r < Number(roundsArg); r++) {
+  for (const side of r % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const)) res[side].push(await trial(side === 'a' ? a : b));
+}
+const mu = (x: { us: number }[]): number => median(x.map((y) => y.us));
+process.stdout.write(`${JSON.stringify({ transport, aUs: mu(res.a), bUs: mu(res.b), ratio: mu(res.b) / mu(res.a), a: res.a, b: res.b })}\n`);
