@@ -8,6 +8,7 @@
  */
 import { cpuUsage } from 'node:process';
 import {
+  KKT_UDP_PAD_TO,
   InitiatorHandshake,
   defaultSuite,
   clientKeysFromSeed,
@@ -55,7 +56,8 @@ export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds =
   const now = Math.floor(Date.now() / 1000);
   for (let i = 0; i < sessions; i++) {
     const src: PacketSource = { transport: 'udp', address: '127.0.0.1', port: 40000 + i };
-    const hs = new InitiatorHandshake({ suite: defaultSuite, client: clientKeysFromSeed(defaultSuite, prims.randomBytes(32)), gateway: { ed25519Public: keys.ed25519.publicKey, kemKeyHash: keys.kemKeyHash } });
+    // Padded as every UDP client pads its KKTRequest (a shorter one is not answered over UDP, DESIGN.md §4.2).
+    const hs = new InitiatorHandshake({ suite: defaultSuite, client: clientKeysFromSeed(defaultSuite, prims.randomBytes(32)), gateway: { ed25519Public: keys.ed25519.publicKey, kemKeyHash: keys.kemKeyHash }, kktPadTo: KKT_UDP_PAD_TO });
     let out = hs.start(now);
     while (out.kind === 'send') {
       const r = await dispatcher.onPacket(out.packet, src);
