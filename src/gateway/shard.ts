@@ -92,9 +92,31 @@ const NO_REPLY: ShardResult = { reply: null, authenticated: false };
 /** A UDP KKTRequest must be at least as large as its answer (a KKTResponse with nonce): no amplification. */
 const MIN_UDP_KKT_REQUEST = MIN_PACKET_LEN + KKT_UDP_PAD_TO;
 
-/** A UDP source as a session's return route (TCP needs none: the reply goes back on the connection). */
-function udpRoute(src: PacketSource): string {
-  return `${src.address}|${src.port}`;
+/**
+ * A session's return route: the UDP source its last new request came from (TCP needs none: the reply goes back
+ * on the connection). The listener's own source object is kept, so a packet allocates nothing for it.
+ */
+function returnRoute(src: PacketSource): PacketSource | null {
+  return src.transport === 'udp' ? src : null;
+}
+
+/** True if a UDP packet came from the session's return route. */
+function fromReturnRoute(session: Session, src: PacketSource): boolean {
+  const r = session.returnRoute as PacketSource | null;
+  return r !== null && r.port === src.port && r.address === src.address;
+}
+
+/** The AppContext of a session's message: one object per request, no closure. */
+class SessionAppContext implements AppContext {
+  constructor(
+    readonly src: PacketSource,
+    readonly session: number,
+    private readonly s: Session,
+  ) {}
+
+  wireguardPsk(wgPublicKey: Uint8Array): Uint8Array {
+    return this.s.wireguardPsk(wgPublicKey);
+  }
 }
 
 export class LocalShard implements Shard {
@@ -118,21 +140,34 @@ export class LocalShard implements Shard {
 
   private readonly promotionIndexInUse: (index: number) => boolean;
 
-  async handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
+  /**
+   * Not an async function: everything up to the application handler runs synchronously, so a packet costs one
+   * promise (the one returned) unless the handler itself is asynchronous (registrations), not one per await.
+   */
+  handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
     try {
-      return await this.route(packet, src, nowMs);
+      const r = this.route(packet, src, nowMs);
+      return r instanceof Promise ? r.catch((e: unknown) => this.rejected(e, src)) : Promise.resolve(r);
     } catch (e) {
-      if (e instanceof LpError) {
-        // Rejected input: counted and logged once at debug, never answered (WireGuard posture).
-        this.o.metrics.count('errors', e.code);
-        this.o.logger.debug({ code: e.code, src: `${src.address}:${src.port}`, transport: src.transport }, e.message);
-        return NO_REPLY;
+      try {
+        return Promise.resolve(this.rejected(e, src));
+      } catch (other) {
+        return Promise.reject(other as Error);
       }
-      throw e;
     }
   }
 
-  private async route(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
+  /** Rejected input: counted and logged once at debug, never answered (WireGuard posture). Anything else is rethrown. */
+  private rejected(e: unknown, src: PacketSource): ShardResult {
+    if (e instanceof LpError) {
+      this.o.metrics.count('errors', e.code);
+      this.o.logger.debug({ code: e.code, src: `${src.address}:${src.port}`, transport: src.transport }, e.message);
+      return NO_REPLY;
+    }
+    throw e;
+  }
+
+  private route(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult | Promise<ShardResult> {
     const h = parseHeader(packet);
     const idx = h.receiverIndex;
     if (idx === 0) return this.onClientHello(packet, src, nowMs);
@@ -151,7 +186,7 @@ export class LocalShard implements Shard {
       if (out.session) {
         this.tables.handshakes.delete(idx);
         // Message 3 is the session's first authenticated request: its source is the return route.
-        out.session.returnRoute = src.transport === 'udp' ? udpRoute(src) : null;
+        out.session.returnRoute = returnRoute(src);
         this.tables.sessions.set(idx, out.session);
         this.o.metrics.count('handshakes', 'completed');
       }
@@ -191,7 +226,7 @@ export class LocalShard implements Shard {
     return { reply: out.reply, authenticated: false };
   }
 
-  private async onSessionPacket(session: Session, demoted: boolean, packet: Uint8Array, h: Header, src: PacketSource): Promise<ShardResult> {
+  private onSessionPacket(session: Session, demoted: boolean, packet: Uint8Array, h: Header, src: PacketSource): ShardResult | Promise<ShardResult> {
     const out = session.receive(packet, { indexInUse: this.promotionIndexInUse }, h);
     if (out.retransmission) {
       // A copy of the last request, answered from the cache: it refreshes nothing (not the idle timer, §5.4,
@@ -199,7 +234,7 @@ export class LocalShard implements Shard {
       // last new request came from, the reply may not exceed the copy (the listener drops it otherwise).
       // Copies from the requester's own address are answered a bounded number of times (loss recovery needs a
       // few; a replayed capture gets no more).
-      const bound = src.transport === 'tcp' || session.returnRoute === udpRoute(src);
+      const bound = src.transport === 'tcp' || fromReturnRoute(session, src);
       if (bound && !session.takeRetransmissionAnswer()) {
         this.o.metrics.count('retransmissions', 'limit_reached');
         return { reply: null, authenticated: true };
@@ -208,7 +243,7 @@ export class LocalShard implements Shard {
       return { reply: out.replies[0] ?? null, authenticated: bound };
     }
     this.tables.touch(h.receiverIndex, demoted);
-    session.returnRoute = src.transport === 'udp' ? udpRoute(src) : null;
+    session.returnRoute = returnRoute(src);
     if (out.promoted) {
       this.tables.promote(h.receiverIndex, out.promoted);
       this.o.metrics.count('subsessions', 'promoted');
@@ -224,18 +259,34 @@ export class LocalShard implements Shard {
       return { reply: session.reply(errorMessage(LpErrorCode.SESSION_READ_ONLY, 'this session was replaced by a rekey; send requests on the new one'), h.counter), authenticated: true };
     }
     if (out.delivered) {
-      let response: AppMessage | null;
+      let response: AppMessage | null | Promise<AppMessage | null>;
       try {
-        response = await this.o.app.handle(out.delivered, { src, session: h.receiverIndex, wireguardPsk: (k) => session.wireguardPsk(k) });
+        response = this.o.app.handle(out.delivered, new SessionAppContext(src, h.receiverIndex, session));
       } catch (e) {
-        this.o.logger.error({ err: e }, 'application handler failed');
-        response = errorMessage('LPGW_ERR_INTERNAL', 'internal error');
+        response = this.handlerFailed(e);
       }
-      if (!response) return { reply: null, authenticated: true };
-      // Demoted while the request ran (a rekey completed meanwhile): the request was executed, so it is answered.
-      return { reply: session.reply(response, h.counter), authenticated: true };
+      // A Ping is answered synchronously; a registration's promise settles later.
+      if (response instanceof Promise) {
+        return response.then(
+          (r) => this.answer(session, r, h.counter),
+          (e: unknown) => this.answer(session, this.handlerFailed(e), h.counter),
+        );
+      }
+      return this.answer(session, response, h.counter);
     }
     return { reply: out.replies[0] ?? null, authenticated: true };
+  }
+
+  private handlerFailed(e: unknown): AppMessage {
+    this.o.logger.error({ err: e }, 'application handler failed');
+    return errorMessage('LPGW_ERR_INTERNAL', 'internal error');
+  }
+
+  /** The handler's response sealed as the reply to the request with `counter`. */
+  private answer(session: Session, response: AppMessage | null, counter: number): ShardResult {
+    if (!response) return { reply: null, authenticated: true };
+    // Demoted while the request ran (a rekey completed meanwhile): the request was executed, so it is answered.
+    return { reply: session.reply(response, counter), authenticated: true };
   }
 
   sweep(): void {

@@ -249,3 +249,34 @@ void test('all 59 cacophony vectors ran, including the ones the gateway relies o
     assert.ok(ran.has(`Noise_${name}_25519_ChaChaPoly_SHA256`), name);
   }
 });
+
+void test('in-place transport forms: the same bytes as encryptWithNonce, counters as numbers, a failed open wipes', () => {
+  const key = prims.randomBytes(32);
+  const tx = new CipherState(prims, new Uint8Array(key));
+  const rx = new CipherState(prims, new Uint8Array(key));
+  const pt = prims.randomBytes(70);
+  const empty = new Uint8Array(0);
+  for (const counter of [0, 1, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+    const buf = new Uint8Array(pt.length + 16);
+    buf.set(pt);
+    tx.sealInPlaceAt(counter, buf, pt.length);
+    assertBytes(buf, tx.encryptWithNonce(BigInt(counter), empty, pt));
+    assertBytes(rx.openInPlaceAt(counter, new Uint8Array(buf)), pt);
+    expectCode(() => rx.openInPlaceAt(counter + (counter === Number.MAX_SAFE_INTEGER ? -1 : 1), new Uint8Array(buf)), 'LP_ERR_NOISE_DECRYPT');
+  }
+  expectCode(() => tx.sealInPlaceAt(-1, new Uint8Array(32), 16), 'LP_ERR_NOISE_STATE');
+  expectCode(() => tx.sealInPlaceAt(2 ** 53, new Uint8Array(32), 16), 'LP_ERR_NOISE_STATE');
+  expectCode(() => rx.openInPlaceAt(0, new Uint8Array(15)), 'LP_ERR_NOISE_BAD_MESSAGE');
+  // The primitive: a view of the buffer on success; null on a bad tag, with the plaintext part zeroed (libsodium).
+  const nonce = new Uint8Array(12);
+  const sealed = prims.aeadSeal(key, nonce, empty, pt);
+  const ok = new Uint8Array(sealed);
+  const opened = prims.aeadOpenInPlace(key, nonce, empty, ok);
+  assert.ok(opened && opened.buffer === ok.buffer);
+  assertBytes(opened, pt);
+  const bad = new Uint8Array(sealed);
+  (bad[bad.length - 1] as number) ^= 1;
+  assert.equal(prims.aeadOpenInPlace(key, nonce, empty, bad), null);
+  assert.ok(bad.subarray(0, pt.length).every((b) => b === 0));
+  assert.equal(prims.aeadOpenInPlace(key, nonce, empty, new Uint8Array(15)), null);
+});

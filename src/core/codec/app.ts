@@ -4,7 +4,7 @@
  * removes that ambiguity (PRODUCT.md §1.7).
  */
 import { LpErrorCode, fail } from '../errors.js';
-import { type BincodeReader, type BincodeWriter, decodeAll, encode } from './bincode.js';
+import { type BincodeReader, type BincodeWriter, decodeAll, encode, encodeInto } from './bincode.js';
 import { type ForwardPacketData, readForwardPacketData, writeForwardPacketData } from './messages.js';
 import { MAX_CONTENT_LEN } from './packet.js';
 
@@ -173,33 +173,40 @@ function readResponse(r: BincodeReader): RegisterResponse {
   };
 }
 
+function writeAppMessage(w: BincodeWriter, m: AppMessage): void {
+  w.variant(AppMessageTag[m.kind]);
+  switch (m.kind) {
+    case 'register':
+      return writeRequest(w, m.request);
+    case 'registerResponse':
+      return writeResponse(w, m.response);
+    case 'forward':
+      return writeForwardPacketData(w, m.forward);
+    case 'forwardResponse':
+      w.bytes(m.innerPacketBytes);
+      return;
+    case 'error':
+      return writeError(w, m.error);
+    case 'ping':
+    case 'pong':
+      w.bytes(m.payload);
+      return;
+    case 'deregister':
+      w.fixed(m.request.wgPublicKey, 32).fixed(m.request.proof, 32);
+      return;
+    case 'deregistered':
+      w.fixed(m.wgPublicKey, 32);
+      return;
+  }
+}
+
 export function encodeAppMessage(m: AppMessage): Uint8Array {
-  return encode((w) => {
-    w.variant(AppMessageTag[m.kind]);
-    switch (m.kind) {
-      case 'register':
-        return writeRequest(w, m.request);
-      case 'registerResponse':
-        return writeResponse(w, m.response);
-      case 'forward':
-        return writeForwardPacketData(w, m.forward);
-      case 'forwardResponse':
-        w.bytes(m.innerPacketBytes);
-        return;
-      case 'error':
-        return writeError(w, m.error);
-      case 'ping':
-      case 'pong':
-        w.bytes(m.payload);
-        return;
-      case 'deregister':
-        w.fixed(m.request.wgPublicKey, 32).fixed(m.request.proof, 32);
-        return;
-      case 'deregistered':
-        w.fixed(m.wgPublicKey, 32);
-        return;
-    }
-  }, 128);
+  return encode((w) => writeAppMessage(w, m), 128);
+}
+
+/** Encodes `m` and hands `use` a view of the bytes valid only during the call (the per-packet send path). */
+export function encodeAppMessageInto<T>(m: AppMessage, use: (bytes: Uint8Array) => T): T {
+  return encodeInto((w) => writeAppMessage(w, m), use);
 }
 
 export function decodeAppMessage(b: Uint8Array): AppMessage {

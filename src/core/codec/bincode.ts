@@ -108,6 +108,11 @@ export class BincodeWriter {
     return this.buf.slice(0, this.len);
   }
 
+  /** The bytes written so far, not copied: valid until the writer is written to or reset. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+
   /** Bytes of scratch this writer holds (encode() drops a shared writer that grew large). */
   get capacity(): number {
     return this.buf.length;
@@ -256,6 +261,28 @@ export function encode(write: (w: BincodeWriter) => void, capacity?: number): Ui
   try {
     write(w);
     return w.finish();
+  } finally {
+    w.reset();
+    if (w.capacity > SHARED_KEEP_MAX) shared = null;
+    sharedBusy = false;
+  }
+}
+
+/**
+ * As encode, but `use` gets a view of the encoded bytes, valid only during the call, instead of a copy: for a
+ * caller that copies them into a packet anyway (an off-heap copy costs more than the encoding).
+ */
+export function encodeInto<T>(write: (w: BincodeWriter) => void, use: (bytes: Uint8Array) => T): T {
+  if (sharedBusy) {
+    const w = new BincodeWriter();
+    write(w);
+    return use(w.view());
+  }
+  sharedBusy = true;
+  const w = (shared ??= new BincodeWriter(SHARED_INITIAL));
+  try {
+    write(w);
+    return use(w.view());
   } finally {
     w.reset();
     if (w.capacity > SHARED_KEEP_MAX) shared = null;

@@ -171,6 +171,8 @@ export function looksLikeClearKktRequest(bytes: Uint8Array): boolean {
   return true;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Scratch nonce: the core is single-threaded per isolate and never holds it across calls. */
 const NONCE = new Uint8Array(12);
 const NONCE_DV = new DataView(NONCE.buffer);
@@ -182,15 +184,32 @@ export function outerNonce(counter: number): Uint8Array {
   return NONCE;
 }
 
-/** Seal a packet under an outer key: AAD = the 12-byte header, the tag replaces the trailer. */
+/** Where a packet's content starts: after the header and the inner prefix. */
+export const CONTENT_OFFSET = HEADER_LEN + INNER_PREFIX_LEN;
+
+/**
+ * A packet's bytes with its header and inner prefix written and room for `contentLength` bytes of content at
+ * CONTENT_OFFSET and the trailer: for callers that write the content in place (then sealPacketInPlace).
+ */
+export function packetFrame(receiverIndex: number, counter: number, type: MessageType, contentLength: number): Uint8Array {
+  checkSize(contentLength);
+  checkContentLength(type, contentLength);
+  const out = new Uint8Array(MIN_PACKET_LEN + contentLength);
+  writeHeader(out, receiverIndex, counter);
+  writeInner(out, HEADER_LEN, type, EMPTY);
+  return out;
+}
+
+/** Seal a packetFrame whose content is written: AAD = the 12-byte header, the tag replaces the trailer. */
+export function sealPacketInPlace(prims: Primitives, key: Uint8Array, out: Uint8Array, counter: number): void {
+  prims.aeadSealInPlace(key, outerNonce(counter), out.subarray(0, HEADER_LEN), out.subarray(HEADER_LEN), out.length - HEADER_LEN - TRAILER_LEN);
+}
+
+/** Seal a packet under an outer key: one allocation, the inner part encrypted in place, then the tag. */
 export function sealPacket(prims: Primitives, key: Uint8Array, p: Packet): Uint8Array {
-  checkSize(p.content.length);
-  checkContentLength(p.type, p.content.length);
-  // One allocation: header, then the inner part encrypted in place, then the tag.
-  const out = new Uint8Array(MIN_PACKET_LEN + p.content.length);
-  writeHeader(out, p.receiverIndex, p.counter);
-  writeInner(out, HEADER_LEN, p.type, p.content);
-  prims.aeadSealInPlace(key, outerNonce(p.counter), out.subarray(0, HEADER_LEN), out.subarray(HEADER_LEN), INNER_PREFIX_LEN + p.content.length);
+  const out = packetFrame(p.receiverIndex, p.counter, p.type, p.content.length);
+  out.set(p.content, CONTENT_OFFSET);
+  sealPacketInPlace(prims, key, out, p.counter);
   return out;
 }
 

@@ -34,6 +34,12 @@ export interface Primitives {
   aeadSealInPlace(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, plaintextLength: number): void;
   /** Returns the plaintext, or null if authentication fails. */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
+  /**
+   * Opens buf (ciphertext ‖ tag) in place: returns the plaintext as buf's first length - 16 bytes, or null if
+   * authentication fails — then buf's first length - 16 bytes are zeroed (libsodium wipes the output), so only
+   * a buffer the caller owns and no longer needs on failure may be passed.
+   */
+  aeadOpenInPlace(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array): Uint8Array | null;
 
   sha256(data: Uint8Array): Uint8Array;
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;

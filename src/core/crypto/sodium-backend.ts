@@ -106,6 +106,18 @@ export const sodiumPrimitives: Primitives = {
     return out;
   },
 
+  aeadOpenInPlace(key, nonce, aad, buf) {
+    if (buf.length < 16) return null;
+    // libsodium checks the tag before it decrypts (m == c allowed); on a failure it zeroes m.
+    const plaintext = buf.subarray(0, buf.length - 16);
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, buf, aad.length ? aad : null, nonce, key);
+    } catch {
+      return null;
+    }
+    return plaintext;
+  },
+
   sha256(data) {
     return createHash('sha256').update(data).digest();
   },

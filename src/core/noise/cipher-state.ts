@@ -96,6 +96,30 @@ export class CipherState {
     return out;
   }
 
+  /**
+   * The transport's per-packet form of encryptWithNonce: encrypts buf[0..plaintextLength) in place and writes the
+   * tag after it (empty AD). `counter` is the LP packet counter, a safe integer (< 2^53, so never the reserved
+   * 2^64 - 1): no bigint on this path.
+   */
+  sealInPlaceAt(counter: number, buf: Uint8Array, plaintextLength: number): void {
+    const k = this.requireKey();
+    loadCounterNonce(counter);
+    this.prims.aeadSealInPlace(k, NONCE, EMPTY, buf, plaintextLength);
+  }
+
+  /**
+   * The per-packet form of decryptWithNonce: opens buf (ciphertext ‖ tag, empty AD) in place and returns the
+   * plaintext, a view of buf. On failure buf's plaintext part is wiped (see Primitives.aeadOpenInPlace).
+   */
+  openInPlaceAt(counter: number, buf: Uint8Array): Uint8Array {
+    const k = this.requireKey();
+    if (buf.length < NOISE_TAG_LENGTH) fail(LpErrorCode.NOISE_BAD_MESSAGE, 'Noise ciphertext shorter than the tag');
+    loadCounterNonce(counter);
+    const out = this.prims.aeadOpenInPlace(k, NONCE, EMPTY, buf);
+    if (out === null) fail(LpErrorCode.NOISE_DECRYPT, 'Noise decryption failed');
+    return out;
+  }
+
   /** Rekey() (spec 11.3): k = ENCRYPT(k, 2^64-1, ε, zeros)[0..32]; the nonce is kept. */
   rekey(): void {
     const k = this.requireKey();
@@ -156,6 +180,13 @@ export class CipherState {
       this.nLo++;
     }
   }
+}
+
+/** Nonce for a packet counter kept as a JS number (0 ≤ counter ≤ 2^53 - 1). */
+function loadCounterNonce(counter: number): void {
+  if (!Number.isSafeInteger(counter) || counter < 0) fail(LpErrorCode.NOISE_STATE, 'Noise nonce must be a non-negative safe integer');
+  NONCE_VIEW.setUint32(4, counter % 0x100000000, true);
+  NONCE_VIEW.setUint32(8, Math.floor(counter / 0x100000000), true);
 }
 
 function loadExplicitNonce(nonce: bigint): void {

@@ -8,10 +8,10 @@
 import { LpError, LpErrorCode, fail } from '../errors.js';
 import { compareBytes } from '../bytes.js';
 import type { KeyPair, Primitives } from '../crypto/primitives.js';
-import { type Packet, type Header, MessageType, MAX_COUNTER, openPacket, parseHeader, sealPacket, messageTypeName } from '../codec/packet.js';
-import { type AppMessage, decodeAppMessage, encodeAppMessage } from '../codec/app.js';
+import { type Packet, type Header, CONTENT_OFFSET, MessageType, MAX_COUNTER, TRAILER_LEN, openPacket, packetFrame, parseHeader, sealPacket, sealPacketInPlace, messageTypeName } from '../codec/packet.js';
+import { type AppMessage, decodeAppMessage, encodeAppMessageInto } from '../codec/app.js';
 import { decodeSubsessionPayload, decodeSubsessionReady, encodeSubsessionPayload, encodeSubsessionReady } from '../codec/messages.js';
-import { CipherState, HandshakeState } from '../noise/index.js';
+import { CipherState, HandshakeState, NOISE_TAG_LENGTH } from '../noise/index.js';
 import { type DirectionalKeys, outerKeys, sessionSecret, subsessionPsk, wireguardPsk } from '../handshake/key-schedule.js';
 import { ReplayWindow } from './replay-window.js';
 
@@ -120,7 +120,7 @@ export class Session {
    * Opaque to the core: the I/O edge's record of where this session's last new authenticated request came from
    * (a UDP copy of a request from anywhere else must not be answered with more bytes than it carried, §4.5).
    */
-  returnRoute: string | null = null;
+  returnRoute: unknown = null;
 
   constructor(p: SessionParams) {
     this.prims = p.prims;
@@ -191,14 +191,20 @@ export class Session {
 
   /** Encrypt an application message as EncryptedData (Noise transport, nonce = LP counter). */
   send(msg: AppMessage): Uint8Array {
-    return this.sendRaw(encodeAppMessage(msg));
+    return encodeAppMessageInto(msg, (plaintext) => this.sendRaw(plaintext));
   }
 
+  /** `plaintext` is copied into the packet (a view of a scratch buffer is fine). */
   sendRaw(plaintext: Uint8Array, answer = false): Uint8Array {
     this.assertCanSend(answer);
     const counter = this.nextCounter();
-    const inner = this.noiseSend.encryptWithNonce(BigInt(counter), EMPTY, plaintext);
-    return sealPacket(this.prims, this.sendKey, { receiverIndex: this.receiverIndex, counter, type: MessageType.EncryptedData, content: inner });
+    // One allocation: the plaintext is copied into the packet, Noise-sealed in place (nonce = the LP counter),
+    // then the inner part is sealed in place under the outer key.
+    const out = packetFrame(this.receiverIndex, counter, MessageType.EncryptedData, plaintext.length + NOISE_TAG_LENGTH);
+    out.set(plaintext, CONTENT_OFFSET);
+    this.noiseSend.sealInPlaceAt(counter, out.subarray(CONTENT_OFFSET, out.length - TRAILER_LEN), plaintext.length);
+    sealPacketInPlace(this.prims, this.sendKey, out, counter);
+    return out;
   }
 
   /**
@@ -208,7 +214,7 @@ export class Session {
    * session may still answer this way; only a closed one may not.
    */
   reply(msg: AppMessage, requestCounter = this.lastRequestCounter): Uint8Array {
-    const packet = this.sendRaw(encodeAppMessage(msg), true);
+    const packet = encodeAppMessageInto(msg, (plaintext) => this.sendRaw(plaintext, true));
     if (requestCounter === this.lastRequestCounter) this.setLastReply(packet);
     return packet;
   }
@@ -321,7 +327,8 @@ export class Session {
   private dispatch(p: Packet, ctx: ReceiveContext): SessionOutput {
     switch (p.type) {
       case MessageType.EncryptedData: {
-        const plaintext = this.noiseRecv.decryptWithNonce(BigInt(p.counter), EMPTY, p.content);
+        // p.content is a view of the freshly opened inner part, owned here: opened in place.
+        const plaintext = this.noiseRecv.openInPlaceAt(p.counter, p.content);
         try {
           return { replies: [], delivered: decodeAppMessage(plaintext) };
         } catch (e) {
