@@ -79,7 +79,7 @@ export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds =
     const replies: (Uint8Array | null)[] = new Array<Uint8Array | null>(batch.length);
     const t0 = cpuMicros();
     // As the listener does: every datagram of a turn handed over, then the replies as their promises settle.
-    await Promise.all(batch.map((b, i) => dispatcher.onPacket(b.packet, b.c.src).then((x) => void (replies[i] = x.reply))));
+    await Promise.all(batch.map(async (b, i) => void (replies[i] = (await dispatcher.onPacket(b.packet, b.c.src)).reply)));
     const dt = cpuMicros() - t0;
     if (r > 0) {
       gatewayUs += dt; // round 0 warms up

@@ -40,7 +40,6 @@ export interface DispatcherOptions {
 }
 
 const NO_REPLY: ShardResult = { reply: null, authenticated: false };
-const NO_REPLY_PROMISE: Promise<ShardResult> = Promise.resolve(NO_REPLY);
 
 export class Dispatcher {
   /** Recently seen source addresses (bounded), for operators and tests: who talks to this gateway. Off by default. */
@@ -77,18 +76,19 @@ export class Dispatcher {
   }
 
   /**
-   * Not an async function: a session's packet goes straight to its shard, whose promise is returned as it is
-   * (no extra promise and microtask per packet); the rest resolves at once. Never throws synchronously.
+   * The shard's result as it comes: synchronous where the shard's work is (an in-thread shard answering a Ping
+   * or a handshake step costs no promise or microtask), a promise where it is not (worker shards,
+   * registrations). Never throws synchronously: a bug surfaces as a rejected promise.
    */
-  onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): Promise<ShardResult> {
+  onPacket(packet: Uint8Array, src: PacketSource, nowMs = Date.now()): ShardResult | Promise<ShardResult> {
     try {
       this.record(src, nowMs);
       if (packet.length < MIN_PACKET_LEN) {
         this.metrics.error(LpErrorCode.PACKET_TOO_SHORT);
-        return NO_REPLY_PROMISE;
+        return NO_REPLY;
       }
       const index = readU32le(packet, 0);
-      return index === 0 ? Promise.resolve(this.onHello(packet, src, nowMs)) : this.shardFor(index).handle(packet, src, nowMs);
+      return index === 0 ? this.onHello(packet, src, nowMs) : this.shardFor(index).handle(packet, src, nowMs);
     } catch (e) {
       return Promise.reject(e as Error);
     }

@@ -57,10 +57,12 @@ port.on('message', (batch: ToWorker[]) => {
 function onMessage(m: ToWorker): void {
   switch (m.t) {
     case 'packet':
-      shard.handle(m.packet, m.src, m.nowMs).then(
-        (r) => post({ t: 'result', id: m.id, reply: r.reply, authenticated: r.authenticated }),
-        () => post({ t: 'result', id: m.id, reply: null, authenticated: false }),
-      );
+      void Promise.resolve()
+        .then(() => shard.handle(m.packet, m.src, m.nowMs))
+        .then(
+          (r) => post({ t: 'result', id: m.id, reply: r.reply, authenticated: r.authenticated }),
+          () => post({ t: 'result', id: m.id, reply: null, authenticated: false }),
+        );
       return;
     case 'app-result': {
       const w = appWaiters.get(m.id);

@@ -68,7 +68,11 @@ export function resolveShardCount(setting: number, cpus: number): number {
 }
 
 export interface Shard {
-  handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult>;
+  /**
+   * A result, or a promise of one where the work is asynchronous (a worker shard, a registration). Rejected input
+   * is a result with no reply; only a bug throws or rejects.
+   */
+  handle(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult | Promise<ShardResult>;
   /** Periodic TTL sweep. */
   sweep(): void;
   stats(): { handshakes: number; sessions: number; demoted: number };
@@ -141,19 +145,15 @@ export class LocalShard implements Shard {
   private readonly promotionIndexInUse: (index: number) => boolean;
 
   /**
-   * Not an async function: everything up to the application handler runs synchronously, so a packet costs one
-   * promise (the one returned) unless the handler itself is asynchronous (registrations), not one per await.
+   * Synchronous up to the application handler: a packet costs no promise unless the handler is asynchronous
+   * (registrations, forwards); a Ping is answered in the same turn.
    */
-  handle(packet: Uint8Array, src: PacketSource, nowMs: number): Promise<ShardResult> {
+  handle(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult | Promise<ShardResult> {
     try {
       const r = this.route(packet, src, nowMs);
-      return r instanceof Promise ? r.catch((e: unknown) => this.rejected(e, src)) : Promise.resolve(r);
+      return r instanceof Promise ? r.catch((e: unknown) => this.rejected(e, src)) : r;
     } catch (e) {
-      try {
-        return Promise.resolve(this.rejected(e, src));
-      } catch (other) {
-        return Promise.reject(other as Error);
-      }
+      return this.rejected(e, src);
     }
   }
 

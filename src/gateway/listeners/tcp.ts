@@ -27,7 +27,8 @@ export interface TcpListenerOptions {
   exempt?: (address: string) => boolean;
 }
 
-export type PacketHandler = (packet: Uint8Array, src: PacketSource) => Promise<ShardResult>;
+/** A result, or a promise of one (the dispatcher's contract: never throws, a bug rejects). */
+export type PacketHandler = (packet: Uint8Array, src: PacketSource) => ShardResult | Promise<ShardResult>;
 
 /** `::ffff:a.b.c.d` (a v4 client on a dual-stack socket) counts as `a.b.c.d`. */
 function sourceIp(address: string): string {

@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from '../../log.js';
 import type { GatewayMetrics, TransportCounts } from '../metrics.js';
+import type { ShardResult } from '../shard.js';
 import type { PacketHandler } from './tcp.js';
 
 export interface UdpListenerOptions {
@@ -63,26 +64,32 @@ export class UdpListener {
     }
     this.inFlight++;
     this.inFlightBytes += msg.length;
-    // One then() with both handlers (not then/catch/finally): one promise per datagram instead of three.
-    this.onPacket(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port }).then(
-      ({ reply, authenticated }) => {
-        this.inFlight--;
-        this.inFlightBytes -= msg.length;
-        if (!reply || this.closed) return;
-        if (!authenticated && reply.length > msg.length) {
-          this.metrics.dropped.inc({ reason: 'amplification' });
-          return;
-        }
-        this.socket.send(reply, rinfo.port, rinfo.address);
-        c.packetsOut++;
-        c.bytesOut += reply.length;
-      },
-      (e: unknown) => {
-        this.inFlight--;
-        this.inFlightBytes -= msg.length;
-        this.logger.error({ err: e }, 'UDP packet handler failed');
-      },
-    );
+    const r = this.onPacket(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port });
+    // A synchronous result (an in-thread shard's Ping or handshake step) is answered in this turn, no promise.
+    if (r instanceof Promise)
+      r.then(
+        (res) => this.answer(msg, rinfo, res),
+        (e: unknown) => {
+          this.inFlight--;
+          this.inFlightBytes -= msg.length;
+          this.logger.error({ err: e }, 'UDP packet handler failed');
+        },
+      );
+    else this.answer(msg, rinfo, r);
+  }
+
+  private answer(msg: Buffer, rinfo: dgram.RemoteInfo, { reply, authenticated }: ShardResult): void {
+    this.inFlight--;
+    this.inFlightBytes -= msg.length;
+    if (!reply || this.closed) return;
+    if (!authenticated && reply.length > msg.length) {
+      this.metrics.dropped.inc({ reason: 'amplification' });
+      return;
+    }
+    this.socket.send(reply, rinfo.port, rinfo.address);
+    const c = this.counts;
+    c.packetsOut++;
+    c.bytesOut += reply.length;
   }
 
   async close(graceMs: number): Promise<void> {
