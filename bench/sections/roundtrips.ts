@@ -120,11 +120,11 @@ ${rows.join('\n')}
 Target: the UDP ratio ≤ ${ROUNDTRIP_TARGET}× → ${udp.ratio <= ROUNDTRIP_TARGET ? 'met' : '**missed**'} (TCP is reported, no target).
 
 What the gateway does above the echo is the LP work of a round trip: outer AEAD open and seal, Noise open and
-seal, the codec, the session tables, the promise chain from listener to shard and back. Measured without
+seal, the codec, the session tables, the dispatcher and shard (synchronous for a Ping: no promise). Measured without
 sockets in this process, in the same trials (bench/lib/packet-path.ts: Pings from ${CONCURRENCY} established sessions through
 the Dispatcher, an in-thread shard and the application handler; only the gateway's side timed): **${fmt(ipUs, 1)} µs per
 round trip**, of which the four ChaCha20-Poly1305 operations on the same sizes take **${fmt(aeadUs, 1)} µs** when timed
-alone. The echo's whole round trip costs ${fmt(udp.echoUs, 1)} µs, so the AEAD operations alone put the ratio at
+alone (in place on preallocated buffers). The echo's whole round trip costs ${fmt(udp.echoUs, 1)} µs, so the AEAD operations alone put the ratio at
 ${((udp.echoUs + aeadUs) / udp.echoUs).toFixed(2)}×, and the in-process LP work predicts ${((udp.echoUs + ipUs) / udp.echoUs).toFixed(2)}× (measured: ${udp.ratio.toFixed(2)}×): the target would need
 the LP work of a round trip, cryptography included, to cost at most half of a bare echo's.`;
 }
