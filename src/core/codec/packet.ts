@@ -16,6 +16,7 @@ export const MIN_PACKET_LEN = HEADER_LEN + INNER_PREFIX_LEN + TRAILER_LEN; // 34
 /** Largest packet that fits a TCP frame. */
 export const MAX_PACKET_LEN = 65536;
 export const MAX_CONTENT_LEN = MAX_PACKET_LEN - MIN_PACKET_LEN;
+const EMPTY = new Uint8Array(0);
 export const PROTOCOL_VERSION = 1;
 /** Counters are u64 on the wire; we keep them as JS numbers and refuse values past 2^53 - 1. */
 export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
@@ -147,6 +148,19 @@ export function serializeClear(p: Packet): Uint8Array {
   writeHeader(out, p.receiverIndex, p.counter);
   writeInner(out, HEADER_LEN, p.type, p.content);
   return out;
+}
+
+/**
+ * A cleartext packet (counter 0, zero trailer) whose `contentLength` bytes of content the caller writes into
+ * `content`, a view of `packet`: a large content is then written once, in place, rather than built and copied.
+ */
+export function allocClear(receiverIndex: number, type: MessageType, contentLength: number): { packet: Uint8Array; content: Uint8Array } {
+  checkSize(contentLength);
+  checkContentLength(type, contentLength);
+  const packet = new Uint8Array(MIN_PACKET_LEN + contentLength);
+  writeHeader(packet, receiverIndex, 0);
+  writeInner(packet, HEADER_LEN, type, EMPTY);
+  return { packet, content: packet.subarray(HEADER_LEN + INNER_PREFIX_LEN, HEADER_LEN + INNER_PREFIX_LEN + contentLength) };
 }
 
 /** Parse a cleartext packet; the trailer must be all zero. */
