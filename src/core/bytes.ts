@@ -12,6 +12,35 @@ export function concat(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Scratch of `withJoined`: the core is synchronous and single-threaded per isolate. */
+let joinScratch = new Uint8Array(2048);
+let joinBusy = false;
+
+/**
+ * `fn(concat(...parts))` without allocating: the parts are copied into a shared scratch buffer, `fn` gets a view of
+ * it that is valid only during the call (a hash, MAC, signature or verification input: never kept), and the bytes
+ * used are zeroed afterwards, as the parts may be secrets. A nested call gets a fresh buffer.
+ */
+export function withJoined<T>(parts: readonly Uint8Array[], fn: (joined: Uint8Array) => T): T {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  if (joinBusy) return fn(concat(...parts));
+  if (len > joinScratch.length) joinScratch = new Uint8Array(Math.max(len, 2 * joinScratch.length));
+  const buf = joinScratch;
+  let off = 0;
+  for (const p of parts) {
+    buf.set(p, off);
+    off += p.length;
+  }
+  joinBusy = true;
+  try {
+    return fn(buf.subarray(0, len));
+  } finally {
+    joinBusy = false;
+    buf.fill(0, 0, len);
+  }
+}
+
 export function toHex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
@@ -46,8 +75,12 @@ export function isAllZero(b: Uint8Array): boolean {
 }
 
 export function u32le(v: number): Uint8Array {
+  // Byte writes, not a DataView: `.buffer` of a small (on-heap) array moves it off the heap.
   const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, v >>> 0, true);
+  out[0] = v & 0xff;
+  out[1] = (v >>> 8) & 0xff;
+  out[2] = (v >>> 16) & 0xff;
+  out[3] = v >>> 24;
   return out;
 }
 

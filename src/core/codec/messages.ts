@@ -143,7 +143,7 @@ export function decodeHandshake1(
   noiseLength: number,
 ): { kemCiphertext: Uint8Array; noise: Uint8Array; binder: Uint8Array; bound: Uint8Array } {
   if (b.length < 2) fail(LpErrorCode.DECODE_TRUNCATED, 'handshake message 1 too short');
-  const len = new DataView(b.buffer, b.byteOffset, 2).getUint16(0, true);
+  const len = (b[0] as number) | ((b[1] as number) << 8);
   if (len !== kemCiphertextLength) fail(LpErrorCode.KEM_BAD_CIPHERTEXT, `KEM ciphertext length ${len}, expected ${kemCiphertextLength}`);
   const end = 2 + len + noiseLength;
   if (b.length !== end + MSG1_BINDER_LEN) fail(LpErrorCode.BAD_CONTENT_LENGTH, `handshake message 1 is ${b.length} bytes, expected ${end + MSG1_BINDER_LEN}`);

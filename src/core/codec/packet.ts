@@ -149,6 +149,15 @@ export function serializeClear(p: Packet): Uint8Array {
   return out;
 }
 
+/**
+ * A cleartext packet (counter 0, zero trailer) whose `contentLength` bytes of content the caller writes into
+ * `content`, a view of `packet`: a large content is then written once, in place, rather than built and copied.
+ */
+export function allocClear(receiverIndex: number, type: MessageType, contentLength: number): { packet: Uint8Array; content: Uint8Array } {
+  const packet = packetFrame(receiverIndex, 0, type, contentLength);
+  return { packet, content: packet.subarray(CONTENT_OFFSET, CONTENT_OFFSET + contentLength) };
+}
+
 /** Parse a cleartext packet; the trailer must be all zero. */
 export function parseClear(bytes: Uint8Array): Packet {
   const h = parseHeader(bytes);

@@ -54,7 +54,6 @@ export const KKT_UDP_PAD_TO = 7 + 1184 + 16 + 64 + 32;
 export class InitiatorHandshake {
   private stageValue: InitiatorStage = InitiatorStage.Idle;
   private index = 0;
-  private salt: Uint8Array | null = null;
   private hello: Uint8Array | null = null;
   private token: Uint8Array | null = null;
   private lastSent: Uint8Array | null = null;
@@ -95,12 +94,12 @@ export class InitiatorHandshake {
     const { prims } = this.cfg.suite;
     this.index = this.stageValue === InitiatorStage.Idle && this.cfg.receiverIndex !== undefined ? this.cfg.receiverIndex : this.randomIndex();
     if (this.index === 0) fail(LpErrorCode.RECEIVER_INDEX_ZERO, 'receiver index 0 is reserved for ClientHello');
-    this.salt = makeSalt(Math.floor(nowSec), prims.randomBytes(24));
+    const salt = makeSalt(Math.floor(nowSec), prims.randomBytes(24));
     this.hello = encodeClientHello({
       receiverIndex: this.index,
       clientX25519: this.cfg.client.x25519.publicKey,
       clientEd25519: this.cfg.client.ed25519.publicKey,
-      salt: this.salt,
+      salt,
     });
     this.token = null;
     this.stageValue = InitiatorStage.AwaitHelloReply;

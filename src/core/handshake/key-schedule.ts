@@ -3,7 +3,7 @@
  * §1.12). Contexts follow BLAKE3's "[application] [date] [purpose]" convention so they are globally unique;
  * DESIGN.md §5 lists them verbatim. Changing any string is a wire break.
  */
-import { concat, u64le } from '../bytes.js';
+import { concat, u64le, withJoined } from '../bytes.js';
 import type { Primitives } from '../crypto/primitives.js';
 
 export const KDF_CONTEXT = {
@@ -33,7 +33,7 @@ export interface PskInputs {
  * so every key derived from T1 is new even when every client input is replayed (DESIGN.md §5.1).
  */
 export function kktTranscriptHash(prims: Primitives, hello: Uint8Array, token: Uint8Array, kktRequestFrame: Uint8Array, kktResponseFrame: Uint8Array, gatewayNonce: Uint8Array): Uint8Array {
-  return prims.blake3(concat(hello, token, kktRequestFrame, kktResponseFrame, gatewayNonce));
+  return withJoined([hello, token, kktRequestFrame, kktResponseFrame, gatewayNonce], (t) => prims.blake3(t));
 }
 
 /**
@@ -43,7 +43,7 @@ export function kktTranscriptHash(prims: Primitives, hello: Uint8Array, token: U
  * message 1, and the gateway rejects junk before the costly KEM decapsulation.
  */
 export function msg1Binder(prims: Primitives, staticDh: Uint8Array, transcript: Uint8Array, bound: Uint8Array): Uint8Array {
-  const key = prims.blake3DeriveKey(KDF_CONTEXT.msg1Binder, concat(staticDh, transcript));
+  const key = withJoined([staticDh, transcript], (m) => prims.blake3DeriveKey(KDF_CONTEXT.msg1Binder, m));
   const tag = prims.blake3Keyed(key, bound).subarray(0, 16);
   prims.zeroize(key);
   return tag;
@@ -51,7 +51,8 @@ export function msg1Binder(prims: Primitives, staticDh: Uint8Array, transcript: 
 
 /** PSK = derive_key(psk, kem_ss ‖ static_dh ‖ BLAKE3(T1 ‖ kem_ciphertext)): 96 bytes in. */
 export function derivePsk(prims: Primitives, i: PskInputs): Uint8Array {
-  return prims.blake3DeriveKey(KDF_CONTEXT.psk, concat(i.kemSharedSecret, i.staticDh, prims.blake3(concat(i.transcript, i.kemCiphertext))));
+  const bound = withJoined([i.transcript, i.kemCiphertext], (m) => prims.blake3(m));
+  return withJoined([i.kemSharedSecret, i.staticDh, bound], (m) => prims.blake3DeriveKey(KDF_CONTEXT.psk, m));
 }
 
 export interface DirectionalKeys {
@@ -68,7 +69,7 @@ export function outerKeys(prims: Primitives, secret: Uint8Array): DirectionalKey
 
 /** Per-session secret binding the handshake's PSK and its Noise handshake hash. */
 export function sessionSecret(prims: Primitives, psk: Uint8Array, handshakeHash: Uint8Array): Uint8Array {
-  return prims.blake3DeriveKey(KDF_CONTEXT.sessionSecret, concat(psk, handshakeHash));
+  return withJoined([psk, handshakeHash], (m) => prims.blake3DeriveKey(KDF_CONTEXT.sessionSecret, m));
 }
 
 /** KKpsk0 PSK for the subsession that creates generation `generation` (parent generation + 1). */

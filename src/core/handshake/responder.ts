@@ -9,11 +9,11 @@
  * failure after authentication ends it (`failed`), and the caller removes it at once.
  */
 import { LpErrorCode, LpError, fail } from '../errors.js';
-import { copyBytes, equalBytes } from '../bytes.js';
+import { copyBytes, equalBytes, isAllZero, u32le } from '../bytes.js';
 import type { CryptoSuite } from '../crypto/index.js';
-import { type Header, type Packet, MessageType, openPacket, parseClear, parseHeader, sealPacket, serializeClear, messageTypeName } from '../codec/packet.js';
-import { type ClientHello, GATEWAY_NONCE_LEN, decodeClientHello, decodeHandshake1, decodeKktRequestContent, saltTimestamp } from '../codec/messages.js';
-import { kktBinding, processKktRequest } from '../kkt/kkt.js';
+import { type Header, type Packet, HEADER_LEN, INNER_PREFIX_LEN, MessageType, allocClear, openPacket, parseClear, parseHeader, sealPacket, serializeClear, messageTypeName } from '../codec/packet.js';
+import { type ClientHello, GATEWAY_NONCE_LEN, KKT_REQUEST_PREFIX_LEN, decodeClientHello, decodeHandshake1, decodeKktRequestContent, saltTimestamp } from '../codec/messages.js';
+import { processKktRequest } from '../kkt/kkt.js';
 import { HandshakeState } from '../noise/index.js';
 import { Session } from '../session/session.js';
 import type { GatewayKeys } from './identity.js';
@@ -21,6 +21,7 @@ import { derivePsk, kktTranscriptHash, msg1Binder, outerKeys, sessionSecret, typ
 import type { RoutabilityTokens } from './routability-token.js';
 
 export const NOISE_PATTERN = 'XKpsk3';
+const EMPTY = new Uint8Array(0);
 export const NOISE_MSG1_LEN = 48;
 export const DEFAULT_TIMESTAMP_TOLERANCE_SEC = 30;
 /** How often one KKTRequest is answered (first answer included): UDP loss recovery, never a reflector. */
@@ -132,16 +133,22 @@ export function acceptKktRequest(cfg: ResponderConfig, tokens: RoutabilityTokens
   if (!equalBytes(prims.ed25519PkToX25519(req.hello.clientEd25519), req.hello.clientX25519)) fail(LpErrorCode.CLIENT_KEY_MISMATCH, 'ClientHello X25519 key is not the conversion of its Ed25519 key');
   const nonce = prims.randomBytes(GATEWAY_NONCE_LEN);
   const k = cfg.keys;
-  const outcome = processKktRequest(prims, kem, k.ed25519, k.kem.publicKey, req.hello.clientEd25519, req.framePadded, kktBinding(index, req.token), kktBinding(index, req.token, nonce));
-  const content = new Uint8Array(outcome.response.length + GATEWAY_NONCE_LEN);
-  content.set(outcome.response, 0);
-  content.set(nonce, outcome.response.length);
-  const reply = clearReply(MessageType.KKTResponse, index, content);
+  const indexBytes = u32le(index);
+  // The reply packet is made once, its size known from the frame's: the frame is written into it, then the nonce.
+  let reply: Uint8Array = EMPTY;
+  const outcome = processKktRequest(prims, kem, k.ed25519, k.kem.publicKey, req.hello.clientEd25519, req.framePadded, [indexBytes, req.token], [indexBytes, req.token, nonce], (frameLength) => {
+    const { packet, content } = allocClear(index, MessageType.KKTResponse, frameLength + GATEWAY_NONCE_LEN);
+    content.set(nonce, frameLength);
+    reply = packet;
+    return content.subarray(0, frameLength);
+  });
   if (!outcome.ok) return { kind: 'refused', reply, error: new LpError(outcome.code, outcome.reason) };
   const handshake = new ResponderHandshake(cfg, {
     hello: req.hello,
     transcript: kktTranscriptHash(prims, req.helloBytes, req.token, outcome.request.raw, outcome.response, nonce),
-    request: bytes,
+    // The request less its zero padding and trailer (checked zero above): a repeat is that prefix, zeros to its length.
+    request: bytes.subarray(0, HEADER_LEN + INNER_PREFIX_LEN + KKT_REQUEST_PREFIX_LEN + outcome.request.raw.length),
+    requestLength: bytes.length,
     reply,
   });
   return { kind: 'accepted', handshake, reply };
@@ -151,8 +158,12 @@ interface Accepted {
   hello: ClientHello;
   /** T1 (DESIGN.md §5.1). */
   transcript: Uint8Array;
-  /** The KKTRequest packet and its answer (a lost answer is re-sent, not recomputed). */
+  /**
+   * The KKTRequest packet and its answer (a lost answer is re-sent, not recomputed). `request` may omit zero bytes
+   * at the end: the packet is `requestLength` bytes, those past `request` zero.
+   */
   request: Uint8Array;
+  requestLength: number;
   reply: Uint8Array;
 }
 
@@ -165,17 +176,21 @@ export class ResponderHandshake {
   private noise: HandshakeState | null = null;
   private psk: Uint8Array | null = null;
   private keys: DirectionalKeys | null = null;
-  /** Cleartext request last answered, its answer, and how often it was answered. */
+  /** Cleartext request last answered (less zero bytes at its end, up to `lastRequestLength`), its answer, and how often it was answered. */
   private lastRequest: Uint8Array | null;
+  private lastRequestLength: number;
   private lastReply: Uint8Array | null;
   private answers = 1;
 
   constructor(cfg: ResponderConfig, accepted: Accepted) {
     this.cfg = cfg;
-    this.hello = { ...accepted.hello, clientX25519: copyBytes(accepted.hello.clientX25519), clientEd25519: copyBytes(accepted.hello.clientEd25519) };
+    // Copies: the hello's fields are views of the caller's packet buffer.
+    const h = accepted.hello;
+    this.hello = { receiverIndex: h.receiverIndex, clientX25519: copyBytes(h.clientX25519), clientEd25519: copyBytes(h.clientEd25519), salt: copyBytes(h.salt) };
     this.receiverIndex = accepted.hello.receiverIndex;
     this.transcript = accepted.transcript;
     this.lastRequest = copyBytes(accepted.request);
+    this.lastRequestLength = accepted.requestLength;
     this.lastReply = accepted.reply;
   }
 
@@ -195,7 +210,9 @@ export class ResponderHandshake {
 
   /** True if `bytes` is the cleartext request this handshake answered last (a re-sent KKTRequest or message 1). */
   isRepeat(bytes: Uint8Array): boolean {
-    return this.lastRequest !== null && equalBytes(bytes, this.lastRequest);
+    const r = this.lastRequest;
+    if (r === null || bytes.length !== this.lastRequestLength) return false;
+    return equalBytes(bytes.subarray(0, r.length), r) && isAllZero(bytes.subarray(r.length));
   }
 
   receive(bytes: Uint8Array, header?: Header): ResponderOutput {
@@ -213,6 +230,7 @@ export class ResponderHandshake {
         if (p.type !== MessageType.Handshake) fail(LpErrorCode.UNEXPECTED_MESSAGE, `expected Handshake message 1, got ${messageTypeName(p.type)}`);
         const out = this.onMsg1(p);
         this.lastRequest = copyBytes(bytes);
+        this.lastRequestLength = bytes.length;
         this.lastReply = out.reply ?? null;
         this.answers = 1;
         return out;

@@ -131,14 +131,30 @@ export function decodeKktFrame(b: Uint8Array): KktFrame {
 export function encodeKktFrame(context: KktContext, body: Uint8Array, sessionId: Uint8Array, sign: ((m: Uint8Array) => Uint8Array) | null): Uint8Array {
   if (sessionId.length !== KKT_SESSION_ID_LEN) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT session id must be 16 bytes');
   if (body.length !== bodyLength(context)) fail(LpErrorCode.KKT_BAD_FRAME, `KKT body must be ${bodyLength(context)} bytes`);
+  const out = new Uint8Array(KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN + signatureLength(context));
+  writeKktFrame(out, context, body, sessionId, sign);
+  return out;
+}
+
+/** `encodeKktFrame` into `out`, which must be exactly `frameLength(context)` bytes (a view into a packet). */
+export function writeKktFrame(out: Uint8Array, context: KktContext, body: Uint8Array, sessionId: Uint8Array, sign: ((m: Uint8Array) => Uint8Array) | null): void {
+  if (sessionId.length !== KKT_SESSION_ID_LEN) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT session id must be 16 bytes');
+  const bodyLen = bodyLength(context);
+  if (body.length !== bodyLen) fail(LpErrorCode.KKT_BAD_FRAME, `KKT body must be ${bodyLen} bytes`);
   const sigLen = signatureLength(context);
-  const out = new Uint8Array(KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN + sigLen);
-  out.set(encodeContext(context), 0);
+  const signedLen = KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN;
+  if (out.length !== signedLen + sigLen) fail(LpErrorCode.KKT_BAD_FRAME, `KKT frame buffer is ${out.length} bytes, frame is ${signedLen + sigLen}`);
+  out[0] = ((context.version & 0x0f) << 4) | (context.sequence & 0x0f);
+  out[1] = ((context.status & 0x07) << 5) | ((context.mode & 0x07) << 2) | (context.role & 0x03);
+  out[2] = context.kem;
+  out[3] = context.hash;
+  out[4] = context.hashLen;
+  out[5] = context.signature;
+  out[6] = 0;
   out.set(body, KKT_CONTEXT_LEN);
   out.set(sessionId, KKT_CONTEXT_LEN + body.length);
   if (sigLen) {
     if (!sign) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT frame needs a signature');
-    out.set(sign(out.subarray(0, KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN)), KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN);
+    out.set(sign(out.subarray(0, signedLen)), signedLen);
   }
-  return out;
 }

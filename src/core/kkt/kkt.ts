@@ -5,7 +5,7 @@
  * hash pinned in the gateway's signed descriptor. Classical-only requests are refused (fail closed).
  */
 import { LpErrorCode, fail } from '../errors.js';
-import { concat, equalBytes, isAllZero, u32le } from '../bytes.js';
+import { concat, equalBytes, isAllZero, u32le, withJoined } from '../bytes.js';
 import type { KeyPair, Kem, Primitives } from '../crypto/primitives.js';
 import {
   type KktContext,
@@ -19,6 +19,7 @@ import {
   decodeKktFrame,
   encodeKktFrame,
   frameLength,
+  writeKktFrame,
 } from './frame.js';
 
 /** The ciphersuite this profile accepts: KEM from the gateway's Kem, BLAKE3-256, Ed25519. */
@@ -42,7 +43,7 @@ export function kktBinding(receiverIndex: number, token: Uint8Array, gatewayNonc
  * (anti-amplification, PRODUCT.md §1.10).
  */
 export function buildKktRequest(prims: Primitives, kem: Kem, clientEd25519: KeyPair, sessionId: Uint8Array, binding: Uint8Array, padTo = 0): { content: Uint8Array; frame: Uint8Array } {
-  const frame = encodeKktFrame(requestContext(kem), new Uint8Array(0), sessionId, (m) => prims.ed25519Sign(clientEd25519.secretKey, concat(m, binding)));
+  const frame = encodeKktFrame(requestContext(kem), new Uint8Array(0), sessionId, (m) => withJoined([m, binding], (signed) => prims.ed25519Sign(clientEd25519.secretKey, signed)));
   if (padTo <= frame.length) return { content: frame, frame };
   const content = new Uint8Array(padTo);
   content.set(frame, 0);
@@ -58,6 +59,11 @@ export function splitPaddedFrame(content: Uint8Array): Uint8Array {
   return content.subarray(0, len);
 }
 
+/** A binding given whole (`kktBinding`) or as its parts in order (index, token [, nonce]), not joined here. */
+function bindingParts(b: Uint8Array | readonly Uint8Array[]): readonly Uint8Array[] {
+  return b instanceof Uint8Array ? [b] : b;
+}
+
 export type KktRequestOutcome =
   | { ok: true; request: KktFrame; response: Uint8Array }
   /** Signed refusal: sent to the client, then the handshake is dropped. */
@@ -65,7 +71,8 @@ export type KktRequestOutcome =
 
 /**
  * Gateway: verify the request against the ClientHello's Ed25519 key and answer. Throws LpError for
- * input that must be dropped without a reply (malformed, unsigned, bad signature).
+ * input that must be dropped without a reply (malformed, unsigned, bad signature). With `alloc`, the response frame
+ * is written into the buffer `alloc(frame length)` returns (a view into the reply packet) and `response` is that.
  */
 export function processKktRequest(
   prims: Primitives,
@@ -74,19 +81,19 @@ export function processKktRequest(
   kemPublicKey: Uint8Array,
   clientEd25519Public: Uint8Array,
   content: Uint8Array,
-  requestBinding: Uint8Array,
-  responseBinding: Uint8Array,
+  requestBinding: Uint8Array | readonly Uint8Array[],
+  responseBinding: Uint8Array | readonly Uint8Array[],
+  alloc?: (frameLength: number) => Uint8Array,
 ): KktRequestOutcome {
   const request = decodeKktFrame(splitPaddedFrame(content));
   const c = request.context;
   if (c.sequence !== 0) fail(LpErrorCode.KKT_BAD_FRAME, `KKT request sequence ${c.sequence}, expected 0`);
   if (c.role !== KktRole.Initiator) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request must be a signed Initiator request');
   if (c.status !== KktStatus.Ok) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT request carries a non-Ok status');
-  if (!prims.ed25519Verify(clientEd25519Public, concat(request.signed, requestBinding), request.signature))
+  if (!withJoined([request.signed, ...bindingParts(requestBinding)], (m) => prims.ed25519Verify(clientEd25519Public, m, request.signature)))
     fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT request signature does not verify with the ClientHello key for this index and token');
 
   const responseContext: KktContext = { ...c, sequence: 1, role: KktRole.Responder };
-  const sign = (m: Uint8Array): Uint8Array => prims.ed25519Sign(gatewayEd25519.secretKey, concat(m, responseBinding));
   const unsupported =
     c.mode !== KktMode.OneWay
       ? 'only OneWay KKT is supported'
@@ -99,9 +106,25 @@ export function processKktRequest(
             : null;
   if (unsupported) {
     const refusal = { ...responseContext, status: KktStatus.UnsupportedCiphersuite };
-    return { ok: false, request, response: encodeKktFrame(refusal, new Uint8Array(0), request.sessionId, sign), code: LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, reason: unsupported };
+    return { ok: false, request, response: encodeResponse(prims, gatewayEd25519, responseBinding, refusal, new Uint8Array(0), request.sessionId, alloc), code: LpErrorCode.KKT_UNSUPPORTED_CIPHERSUITE, reason: unsupported };
   }
-  return { ok: true, request, response: encodeKktFrame(responseContext, kemPublicKey, request.sessionId, sign) };
+  return { ok: true, request, response: encodeResponse(prims, gatewayEd25519, responseBinding, responseContext, kemPublicKey, request.sessionId, alloc) };
+}
+
+/** The gateway's signed response frame (into `alloc`'s buffer if given): signature over its signed bytes ‖ binding. */
+function encodeResponse(
+  prims: Primitives,
+  gatewayEd25519: KeyPair,
+  binding: Uint8Array | readonly Uint8Array[],
+  context: KktContext,
+  body: Uint8Array,
+  sessionId: Uint8Array,
+  alloc: ((frameLength: number) => Uint8Array) | undefined,
+): Uint8Array {
+  const out = alloc ? alloc(frameLength(context)) : null;
+  if (!out) return encodeKktFrame(context, body, sessionId, (m) => withJoined([m, ...bindingParts(binding)], (signed) => prims.ed25519Sign(gatewayEd25519.secretKey, signed)));
+  writeKktFrame(out, context, body, sessionId, (m) => withJoined([m, ...bindingParts(binding)], (signed) => prims.ed25519Sign(gatewayEd25519.secretKey, signed)));
+  return out;
 }
 
 /**
@@ -120,7 +143,7 @@ export function processKktResponse(
   const response = decodeKktFrame(content);
   const c = response.context;
   if (c.role !== KktRole.Responder || c.sequence !== 1) fail(LpErrorCode.KKT_BAD_FRAME, 'KKT response must be sequence 1 from a Responder');
-  if (!prims.ed25519Verify(gatewayEd25519Public, concat(response.signed, binding), response.signature))
+  if (!withJoined([response.signed, binding], (m) => prims.ed25519Verify(gatewayEd25519Public, m, response.signature)))
     fail(LpErrorCode.KKT_BAD_SIGNATURE, 'KKT response signature does not verify with the gateway identity for this index, token and nonce');
   const req = decodeKktFrame(request);
   if (!equalBytes(req.sessionId, response.sessionId)) fail(LpErrorCode.KKT_SESSION_ID_MISMATCH, 'KKT response does not echo the request session id');

@@ -3,6 +3,7 @@
  * only replaced, so a fork can share them with its parent for free (handshake rollback).
  */
 import type { Primitives } from '../crypto/primitives.js';
+import { withJoined } from '../bytes.js';
 import { CipherState } from './cipher-state.js';
 
 export const NOISE_HASH_LENGTH = 32;
@@ -88,10 +89,7 @@ export class SymmetricState {
   }
 
   mixHash(data: Uint8Array): void {
-    const buf = new Uint8Array(this.h.length + data.length);
-    buf.set(this.h);
-    buf.set(data, this.h.length);
-    this.h = this.prims.sha256(buf);
+    this.h = withJoined([this.h, data], (m) => this.prims.sha256(m));
   }
 
   mixKeyAndHash(ikm: Uint8Array): void {
