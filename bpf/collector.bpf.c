@@ -185,14 +185,9 @@ static __always_inline void counters_set(struct counters *c, const struct pkt_in
 	c->payload_bytes = pi->payload_len;
 }
 
-static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto, const struct pkt_info *pi)
+/* Adds this packet to the entry of `ik`: `iv` is that entry as the caller looked it up (NULL: none yet). */
+static __always_inline void index_count(const struct index_key *ik, struct index_val *iv, __u8 dir, const struct pkt_info *pi)
 {
-	struct index_key ik = {};
-	struct index_val *iv;
-
-	ik.receiver_index = receiver_index;
-	ik.proto = proto;
-	iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
 	if (!iv) {
 		/* A new index: one insert that already holds this packet. If another CPU inserted it first,
 		 * add to that one. */
@@ -201,9 +196,9 @@ static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto
 			counters_set(&first.in, pi);
 		else
 			counters_set(&first.out, pi);
-		if (bpf_map_update_elem(&lpgw_indexes, &ik, &first, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&lpgw_indexes, ik, &first, BPF_NOEXIST) == 0)
 			return;
-		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+		iv = bpf_map_lookup_elem(&lpgw_indexes, ik);
 		if (!iv) {
 			stat_inc(STAT_INDEX_FAIL);
 			return;
@@ -218,8 +213,12 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 				    int has_index, __u32 rx_index)
 {
 	struct flow_val *fv;
+	struct index_key ik = {};
+	struct index_val *iv = NULL;
+	int udp_index;
 
 	stat_inc(STAT_MATCHED);
+	ik.proto = k->proto;
 
 	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0 (read here
 	 * only when the header read could not bring it). TCP: the first inbound payload segment carries u32 BE
@@ -227,6 +226,13 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 	if (k->proto == IPPROTO_UDP && !has_index && pi->payload_len >= 4 && load_u32_net(skb, pi->payload_off, &rx_index) == 0)
 		has_index = 1;
 
+	/* A UDP datagram's index is known before its flow entry is: both entries are looked up before either is
+	 * written, so that their cache misses can overlap (a locked add waits for all earlier loads). */
+	udp_index = k->proto == IPPROTO_UDP && has_index;
+	if (udp_index) {
+		ik.receiver_index = rx_index;
+		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+	}
 	fv = bpf_map_lookup_elem(&lpgw_flows, k);
 	if (!fv) {
 		/* A new connection: one insert that already holds this packet (and, from the first inbound TCP
@@ -283,8 +289,12 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 	}
 
 indexes:
-	if (has_index && pi->payload_len > 0)
-		index_add(rx_index, dir, k->proto, pi);
+	if (udp_index) {
+		index_count(&ik, iv, dir, pi); /* has_index: payload_len >= 4 */
+	} else if (has_index && pi->payload_len > 0) {
+		ik.receiver_index = rx_index;
+		index_count(&ik, bpf_map_lookup_elem(&lpgw_indexes, &ik), dir, pi);
+	}
 }
 
 /* IP header and the first 16 transport bytes in one read: the ports, the whole UDP header and an LP
