@@ -185,14 +185,9 @@ static __always_inline void counters_set(struct counters *c, const struct pkt_in
 	c->payload_bytes = pi->payload_len;
 }
 
-static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto, const struct pkt_info *pi)
+/* Adds this packet to the entry of `ik`: `iv` is that entry as the caller looked it up (NULL: none yet). */
+static __always_inline void index_count(const struct index_key *ik, struct index_val *iv, __u8 dir, const struct pkt_info *pi)
 {
-	struct index_key ik = {};
-	struct index_val *iv;
-
-	ik.receiver_index = receiver_index;
-	ik.proto = proto;
-	iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
 	if (!iv) {
 		/* A new index: one insert that already holds this packet. If another CPU inserted it first,
 		 * add to that one. */
@@ -201,9 +196,9 @@ static __always_inline void index_add(__u32 receiver_index, __u8 dir, __u8 proto
 			counters_set(&first.in, pi);
 		else
 			counters_set(&first.out, pi);
-		if (bpf_map_update_elem(&lpgw_indexes, &ik, &first, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&lpgw_indexes, ik, &first, BPF_NOEXIST) == 0)
 			return;
-		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+		iv = bpf_map_lookup_elem(&lpgw_indexes, ik);
 		if (!iv) {
 			stat_inc(STAT_INDEX_FAIL);
 			return;
@@ -218,8 +213,12 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 				    int has_index, __u32 rx_index)
 {
 	struct flow_val *fv;
+	struct index_key ik = {};
+	struct index_val *iv = NULL;
+	int udp_index;
 
 	stat_inc(STAT_MATCHED);
+	ik.proto = k->proto;
 
 	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0 (read here
 	 * only when the header read could not bring it). TCP: the first inbound payload segment carries u32 BE
@@ -227,6 +226,13 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 	if (k->proto == IPPROTO_UDP && !has_index && pi->payload_len >= 4 && load_u32_net(skb, pi->payload_off, &rx_index) == 0)
 		has_index = 1;
 
+	/* A UDP datagram's index is known before its flow entry is: both entries are looked up before either is
+	 * written, so that their cache misses can overlap (a locked add waits for all earlier loads). */
+	udp_index = k->proto == IPPROTO_UDP && has_index;
+	if (udp_index) {
+		ik.receiver_index = rx_index;
+		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
+	}
 	fv = bpf_map_lookup_elem(&lpgw_flows, k);
 	if (!fv) {
 		/* A new connection: one insert that already holds this packet (and, from the first inbound TCP
@@ -283,8 +289,12 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 	}
 
 indexes:
-	if (has_index && pi->payload_len > 0)
-		index_add(rx_index, dir, k->proto, pi);
+	if (udp_index) {
+		index_count(&ik, iv, dir, pi); /* has_index: payload_len >= 4 */
+	} else if (has_index && pi->payload_len > 0) {
+		ik.receiver_index = rx_index;
+		index_count(&ik, bpf_map_lookup_elem(&lpgw_indexes, &ik), dir, pi);
+	}
 }
 
 /* IP header and the first 16 transport bytes in one read: the ports, the whole UDP header and an LP
@@ -314,56 +324,90 @@ static __always_inline int direction(__u16 sport, __u16 dport)
 	return -1;
 }
 
+union l3_head {
+	struct v4_head v4;
+	struct v6_head v6;
+};
+
+/* The transport part, the same after an IPv4 and an IPv6 header: the payload's offset (TCP data offset, or the
+ * 8-byte UDP header) and length, and a UDP datagram's receiver index when the header read brought it. `l4` holds
+ * `l4_read` transport bytes read with the IP header (0 if they could not be). Returns -1 if the packet cannot be
+ * parsed. */
+static __always_inline int parse_l4(struct __sk_buff *skb, __u8 l4proto, __u32 l4_off, const __u8 *l4, __u32 l4_read,
+				    struct pkt_info *pi, int *has_index, __u32 *rx_index)
+{
+	if (l4proto == IPPROTO_TCP) {
+		__u8 doff = 0;
+		__u32 thl;
+		if (l4_read > 12)
+			doff = l4[12];
+		else if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
+			return -1;
+		thl = (__u32)(doff >> 4) * 4;
+		if (thl < 20)
+			return -1;
+		pi->payload_off = l4_off + thl;
+	} else {
+		pi->payload_off = l4_off + 8;
+	}
+	pi->payload_len = pi->l3_len > pi->payload_off ? pi->l3_len - pi->payload_off : 0;
+	if (l4proto == IPPROTO_UDP && l4_read >= 12 && pi->payload_len >= 4) {
+		__builtin_memcpy(rx_index, &l4[8], 4); /* receiver_index, u32 LE */
+		*has_index = 1;
+	}
+	return 0;
+}
+
 static __always_inline void count(struct __sk_buff *skb)
 {
 	struct flow_key k = {};
 	struct pkt_info pi = {};
+	union l3_head h;
 	__u8 l4proto;
 	__u32 l4_off;
 	__u8 *l4;       /* the transport bytes read with the IP header */
-	__u32 l4_read;  /* how many: 16, or L4_SHORT */
+	__u32 l4_read;  /* how many: 16, L4_SHORT, or 0 (only the ports, read apart) */
 	__u16 sport, dport;
 	int dir;
 	int has_index = 0;
 	__u32 rx_index = 0;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct v4_head h;
 		__u32 ihl;
-		l4_read = sizeof(h.l4);
-		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
+		l4_read = sizeof(h.v4.l4);
+		if (bpf_skb_load_bytes_relative(skb, 0, &h.v4, sizeof(h.v4), BPF_HDR_START_NET)) {
 			l4_read = L4_SHORT;
-			if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h.ip) + L4_SHORT, BPF_HDR_START_NET)) {
+			if (bpf_skb_load_bytes_relative(skb, 0, &h.v4, sizeof(h.v4.ip) + L4_SHORT, BPF_HDR_START_NET)) {
 				/* shorter than IP + 8 bytes: only a concern if it claims to be TCP/UDP */
-				if (bpf_skb_load_bytes_relative(skb, 0, &h.ip, sizeof(h.ip), BPF_HDR_START_NET) == 0 &&
-				    h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
+				if (bpf_skb_load_bytes_relative(skb, 0, &h.v4.ip, sizeof(h.v4.ip), BPF_HDR_START_NET) == 0 &&
+				    h.v4.ip.protocol != IPPROTO_TCP && h.v4.ip.protocol != IPPROTO_UDP)
 					return;
 				goto unparsed;
 			}
 		}
-		if (h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
+		if (h.v4.ip.protocol != IPPROTO_TCP && h.v4.ip.protocol != IPPROTO_UDP)
 			return;
-		if (h.ip.frag_off & bpf_htons(0x1fff)) /* non-first fragment: no ports */
+		if (h.v4.ip.frag_off & bpf_htons(0x1fff)) /* non-first fragment: no ports */
 			goto unparsed;
-		ihl = (__u32)h.ip.ihl * 4;
+		ihl = (__u32)h.v4.ip.ihl * 4;
 		if (ihl < 20)
 			goto unparsed;
 		if (ihl > 20) {
 			/* IP options: the transport bytes read are not the transport header; read the ports alone */
 			l4_read = 0;
-			if (bpf_skb_load_bytes_relative(skb, ihl, h.l4, 4, BPF_HDR_START_NET))
+			if (bpf_skb_load_bytes_relative(skb, ihl, h.v4.l4, 4, BPF_HDR_START_NET))
 				goto unparsed;
 		}
-		l4 = h.l4;
+		l4 = h.v4.l4;
 		sport = ((__u16)l4[0] << 8) | l4[1];
 		dport = ((__u16)l4[2] << 8) | l4[3];
 		dir = direction(sport, dport);
 		if (dir < 0)
 			return;
-		pi.l3_len = bpf_ntohs(h.ip.tot_len);
+		pi.l3_len = bpf_ntohs(h.v4.ip.tot_len);
 		if (pi.l3_len == 0) /* BIG TCP super-packet without a length: fall back to the skb */
 			pi.l3_len = skb->len;
-		l4proto = h.ip.protocol;
+		l4proto = h.v4.ip.protocol;
 		l4_off = ihl;
 		k.family = 4;
 		/* IPv4-mapped addresses, gateway side first */
@@ -372,86 +416,49 @@ static __always_inline void count(struct __sk_buff *skb)
 		k.remote_addr[10] = 0xff;
 		k.remote_addr[11] = 0xff;
 		if (dir == DIR_IN) {
-			__builtin_memcpy(&k.local_addr[12], &h.ip.daddr, 4);
-			__builtin_memcpy(&k.remote_addr[12], &h.ip.saddr, 4);
+			__builtin_memcpy(&k.local_addr[12], &h.v4.ip.daddr, 4);
+			__builtin_memcpy(&k.remote_addr[12], &h.v4.ip.saddr, 4);
 		} else {
-			__builtin_memcpy(&k.local_addr[12], &h.ip.saddr, 4);
-			__builtin_memcpy(&k.remote_addr[12], &h.ip.daddr, 4);
-		}
-		if (l4proto == IPPROTO_TCP) {
-			__u8 doff = 0;
-			__u32 thl;
-			if (l4_read > 12)
-				doff = l4[12];
-			else if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
-				goto unparsed;
-			thl = (__u32)(doff >> 4) * 4;
-			if (thl < 20)
-				goto unparsed;
-			pi.payload_off = l4_off + thl;
-		} else {
-			pi.payload_off = l4_off + 8;
-		}
-		pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
-		if (l4proto == IPPROTO_UDP && l4_read >= 12 && pi.payload_len >= 4) {
-			__builtin_memcpy(&rx_index, &l4[8], 4); /* receiver_index, u32 LE */
-			has_index = 1;
+			__builtin_memcpy(&k.local_addr[12], &h.v4.ip.saddr, 4);
+			__builtin_memcpy(&k.remote_addr[12], &h.v4.ip.daddr, 4);
 		}
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct v6_head h;
-		l4_read = sizeof(h.l4);
-		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET)) {
+		l4_read = sizeof(h.v6.l4);
+		if (bpf_skb_load_bytes_relative(skb, 0, &h.v6, sizeof(h.v6), BPF_HDR_START_NET)) {
 			l4_read = L4_SHORT;
-			if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h.ip6) + L4_SHORT, BPF_HDR_START_NET)) {
-				if (bpf_skb_load_bytes_relative(skb, 0, &h.ip6, sizeof(h.ip6), BPF_HDR_START_NET) == 0 &&
-				    h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
+			if (bpf_skb_load_bytes_relative(skb, 0, &h.v6, sizeof(h.v6.ip6) + L4_SHORT, BPF_HDR_START_NET)) {
+				if (bpf_skb_load_bytes_relative(skb, 0, &h.v6.ip6, sizeof(h.v6.ip6), BPF_HDR_START_NET) == 0 &&
+				    h.v6.ip6.nexthdr != IPPROTO_TCP && h.v6.ip6.nexthdr != IPPROTO_UDP)
 					return;
 				goto unparsed;
 			}
 		}
-		if (h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
+		if (h.v6.ip6.nexthdr != IPPROTO_TCP && h.v6.ip6.nexthdr != IPPROTO_UDP)
 			return; /* extension headers are not followed */
-		l4 = h.l4;
+		l4 = h.v6.l4;
 		sport = ((__u16)l4[0] << 8) | l4[1];
 		dport = ((__u16)l4[2] << 8) | l4[3];
 		dir = direction(sport, dport);
 		if (dir < 0)
 			return;
-		pi.l3_len = 40 + (__u32)bpf_ntohs(h.ip6.payload_len);
+		pi.l3_len = 40 + (__u32)bpf_ntohs(h.v6.ip6.payload_len);
 		if (pi.l3_len == 40) /* jumbogram / BIG TCP */
 			pi.l3_len = skb->len;
-		l4proto = h.ip6.nexthdr;
+		l4proto = h.v6.ip6.nexthdr;
 		l4_off = 40;
 		k.family = 6;
 		if (dir == DIR_IN) {
-			__builtin_memcpy(k.local_addr, &h.ip6.daddr, 16);
-			__builtin_memcpy(k.remote_addr, &h.ip6.saddr, 16);
+			__builtin_memcpy(k.local_addr, &h.v6.ip6.daddr, 16);
+			__builtin_memcpy(k.remote_addr, &h.v6.ip6.saddr, 16);
 		} else {
-			__builtin_memcpy(k.local_addr, &h.ip6.saddr, 16);
-			__builtin_memcpy(k.remote_addr, &h.ip6.daddr, 16);
-		}
-		if (l4proto == IPPROTO_TCP) {
-			__u8 doff = 0;
-			__u32 thl;
-			if (l4_read > 12)
-				doff = l4[12];
-			else if (bpf_skb_load_bytes_relative(skb, l4_off + 12, &doff, 1, BPF_HDR_START_NET))
-				goto unparsed;
-			thl = (__u32)(doff >> 4) * 4;
-			if (thl < 20)
-				goto unparsed;
-			pi.payload_off = l4_off + thl;
-		} else {
-			pi.payload_off = l4_off + 8;
-		}
-		pi.payload_len = pi.l3_len > pi.payload_off ? pi.l3_len - pi.payload_off : 0;
-		if (l4proto == IPPROTO_UDP && l4_read >= 12 && pi.payload_len >= 4) {
-			__builtin_memcpy(&rx_index, &l4[8], 4);
-			has_index = 1;
+			__builtin_memcpy(k.local_addr, &h.v6.ip6.saddr, 16);
+			__builtin_memcpy(k.remote_addr, &h.v6.ip6.daddr, 16);
 		}
 	} else {
 		return;
 	}
+	if (parse_l4(skb, l4proto, l4_off, l4, l4_read, &pi, &has_index, &rx_index))
+		goto unparsed;
 
 	k.local_port = dir == DIR_IN ? dport : sport;
 	k.remote_port = dir == DIR_IN ? sport : dport;
