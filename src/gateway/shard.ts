@@ -13,6 +13,7 @@ import {
   type GatewayKeys,
   type Header,
   KKT_UDP_PAD_TO,
+  type ResponderHandshake,
   LpError,
   LpErrorCode,
   MIN_PACKET_LEN,
@@ -172,35 +173,40 @@ export class LocalShard implements Shard {
     const idx = h.receiverIndex;
     if (idx === 0) return this.onClientHello(packet, src, nowMs);
 
-    const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
-    if (looksLikeClearKktRequest(packet) && !hs?.isRepeat(packet)) return this.onKktRequest(packet, h, src, nowMs);
-    if (hs) {
-      const out = hs.receive(packet, h);
-      if (out.failed) {
-        this.tables.handshakes.delete(idx);
-        hs.destroy();
-        this.o.metrics.count('handshakes', 'failed');
-        this.o.metrics.count('errors', out.failed.code);
-        this.o.logger.debug({ code: out.failed.code, index: idx }, `handshake failed: ${out.failed.message}`);
-      }
-      if (out.session) {
-        this.tables.handshakes.delete(idx);
-        // Message 3 is the session's first authenticated request: its source is the return route.
-        out.session.returnRoute = returnRoute(src);
-        this.tables.sessions.set(idx, out.session);
-        this.o.metrics.count('handshakes', 'completed');
-      }
-      // Only message 3 is authenticated (by the outer key); a copy of an earlier step is answered from the
-      // cache like any cleartext step, within the UDP size rule.
-      return { reply: out.reply ?? null, authenticated: out.session !== undefined };
+    // Every receiver index is in at most one table (indexInUse checks all three), so the lookup order is free:
+    // a cleartext KKTRequest first (stateless unless it repeats its handshake's), then sessions, the common case.
+    if (looksLikeClearKktRequest(packet)) {
+      const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+      return hs?.isRepeat(packet) ? this.onHandshakePacket(hs, packet, h, src) : this.onKktRequest(packet, h, src, nowMs);
     }
-
     const found = this.tables.peekSession(idx);
-    if (!found) {
-      this.o.metrics.count('dropped', 'unknown_index');
-      return NO_REPLY;
+    if (found) return this.onSessionPacket(found.session, found.demoted, packet, h, src);
+    const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+    if (hs) return this.onHandshakePacket(hs, packet, h, src);
+    this.o.metrics.count('dropped', 'unknown_index');
+    return NO_REPLY;
+  }
+
+  private onHandshakePacket(hs: ResponderHandshake, packet: Uint8Array, h: Header, src: PacketSource): ShardResult {
+    const idx = h.receiverIndex;
+    const out = hs.receive(packet, h);
+    if (out.failed) {
+      this.tables.handshakes.delete(idx);
+      hs.destroy();
+      this.o.metrics.count('handshakes', 'failed');
+      this.o.metrics.count('errors', out.failed.code);
+      this.o.logger.debug({ code: out.failed.code, index: idx }, `handshake failed: ${out.failed.message}`);
     }
-    return this.onSessionPacket(found.session, found.demoted, packet, h, src);
+    if (out.session) {
+      this.tables.handshakes.delete(idx);
+      // Message 3 is the session's first authenticated request: its source is the return route.
+      out.session.returnRoute = returnRoute(src);
+      this.tables.sessions.set(idx, out.session);
+      this.o.metrics.count('handshakes', 'completed');
+    }
+    // Only message 3 is authenticated (by the outer key); a copy of an earlier step is answered from the
+    // cache like any cleartext step, within the UDP size rule.
+    return { reply: out.reply ?? null, authenticated: out.session !== undefined };
   }
 
   private onClientHello(packet: Uint8Array, src: PacketSource, nowMs: number): ShardResult {
