@@ -74,13 +74,17 @@ export function isAllZero(b: Uint8Array): boolean {
   return acc === 0;
 }
 
+/** u32 little-endian into b at off (the caller checked the room), byte by byte: no DataView, no `.buffer`. */
+export function writeU32le(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = v >>> 24;
+}
+
 export function u32le(v: number): Uint8Array {
-  // Byte writes, not a DataView: `.buffer` of a small (on-heap) array moves it off the heap.
   const out = new Uint8Array(4);
-  out[0] = v & 0xff;
-  out[1] = (v >>> 8) & 0xff;
-  out[2] = (v >>> 16) & 0xff;
-  out[3] = v >>> 24;
+  writeU32le(out, 0, v);
   return out;
 }
 

@@ -7,6 +7,7 @@
  * message type's content length is checked here.
  */
 import { LpErrorCode, fail } from '../errors.js';
+import { writeU32le } from '../bytes.js';
 import type { Primitives } from '../crypto/primitives.js';
 
 export const HEADER_LEN = 12;
@@ -100,13 +101,6 @@ export function parseHeader(bytes: Uint8Array): Header {
 /** u32 little-endian at `off` (the caller checked the length). */
 export function readU32le(b: Uint8Array, off: number): number {
   return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16) | ((b[off + 3] as number) << 24)) >>> 0;
-}
-
-function writeU32le(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = v >>> 24;
 }
 
 function writeHeader(out: Uint8Array, receiverIndex: number, counter: number): void {
