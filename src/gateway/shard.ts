@@ -176,12 +176,12 @@ export class LocalShard implements Shard {
     // Every receiver index is in at most one table (indexInUse checks all three), so the lookup order is free:
     // a cleartext KKTRequest first (stateless unless it repeats its handshake's), then sessions, the common case.
     if (looksLikeClearKktRequest(packet)) {
-      const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+      const hs = this.tables.handshakes.get(idx);
       return hs?.isRepeat(packet) ? this.onHandshakePacket(hs, packet, h, src) : this.onKktRequest(packet, h, src, nowMs);
     }
     const found = this.tables.peekSession(idx);
     if (found) return this.onSessionPacket(found.session, found.demoted, packet, h, src);
-    const hs = this.tables.handshakes.get(idx, { updateAgeOnGet: false });
+    const hs = this.tables.handshakes.get(idx);
     if (hs) return this.onHandshakePacket(hs, packet, h, src);
     this.o.metrics.count('dropped', 'unknown_index');
     return NO_REPLY;

@@ -5,8 +5,8 @@
  *   demoted    — read-only parents after a rekey, idle TTL (60 s), bounded by a quarter of the sessions' bound.
  * Eviction, expiry and clear() zero the key material; moves between tables do not.
  */
-import { LRUCache } from 'lru-cache';
 import type { ResponderHandshake, Session } from '../core/index.js';
+import { type DropReason, LruTable } from './lru-table.js';
 
 export interface TableLimits {
   maxHandshakes: number;
@@ -36,39 +36,35 @@ export function demotedBound(maxSessions: number): number {
 const NO_EVENTS: TableEvents = { onEvict: () => undefined, onExpire: () => undefined };
 
 export class SessionTables {
-  readonly handshakes: LRUCache<number, ResponderHandshake>;
-  readonly sessions: LRUCache<number, Session>;
-  readonly demoted: LRUCache<number, Session>;
+  readonly handshakes: LruTable<ResponderHandshake>;
+  readonly sessions: LruTable<Session>;
+  readonly demoted: LruTable<Session>;
 
   constructor(limits: TableLimits, events: TableEvents = NO_EVENTS) {
-    const report = (table: TableName, reason: LRUCache.DisposeReason): boolean => {
-      if (reason === 'evict') events.onEvict(table);
-      else if (reason === 'expire') events.onExpire(table);
-      return reason === 'evict' || reason === 'expire';
-    };
-    this.handshakes = new LRUCache<number, ResponderHandshake>({
+    const report = (table: TableName, reason: DropReason): void => (reason === 'evict' ? events.onEvict(table) : events.onExpire(table));
+    this.handshakes = new LruTable<ResponderHandshake>({
       max: limits.maxHandshakes,
-      ttl: limits.handshakeTtlSec * 1000,
-      ttlResolution: 100,
-      noUpdateTTL: true,
-      dispose: (hs, _k, reason) => {
-        if (report('handshake', reason)) hs.destroy();
+      // From creation: a handshake's packets do not extend it.
+      ttlMs: limits.handshakeTtlSec * 1000,
+      onDrop: (hs, _k, reason) => {
+        report('handshake', reason);
+        hs.destroy();
       },
     });
-    this.sessions = new LRUCache<number, Session>({
+    this.sessions = new LruTable<Session>({
       max: limits.maxSessions,
-      ttl: limits.sessionIdleTtlSec * 1000,
-      ttlResolution: 1000,
-      dispose: (s, _k, reason) => {
-        if (report('session', reason)) s.close();
+      ttlMs: limits.sessionIdleTtlSec * 1000,
+      onDrop: (s, _k, reason) => {
+        report('session', reason);
+        s.close();
       },
     });
-    this.demoted = new LRUCache<number, Session>({
+    this.demoted = new LruTable<Session>({
       max: demotedBound(limits.maxSessions),
-      ttl: limits.demotedIdleTtlSec * 1000,
-      ttlResolution: 1000,
-      dispose: (s, _k, reason) => {
-        if (report('demoted', reason)) s.close();
+      ttlMs: limits.demotedIdleTtlSec * 1000,
+      onDrop: (s, _k, reason) => {
+        report('demoted', reason);
+        s.close();
       },
     });
   }
@@ -78,20 +74,20 @@ export class SessionTables {
 
   /** Session or demoted session for an index, without refreshing its idle timer (done after authentication). */
   peekSession(index: number): { session: Session; demoted: boolean } | null {
-    const s = this.sessions.get(index, { updateAgeOnGet: false });
+    const s = this.sessions.get(index);
     if (s) return { session: s, demoted: false };
-    const d = this.demoted.get(index, { updateAgeOnGet: false });
+    const d = this.demoted.get(index);
     return d ? { session: d, demoted: true } : null;
   }
 
   /** Refresh the idle timer of an authenticated session. */
   touch(index: number, demoted: boolean): void {
-    (demoted ? this.demoted : this.sessions).get(index, { updateAgeOnGet: true });
+    (demoted ? this.demoted : this.sessions).get(index, true);
   }
 
   /** After a rekey: the parent moves to the demoted table, the child takes its own index. */
   promote(parentIndex: number, child: Session): void {
-    const parent = this.sessions.get(parentIndex, { updateAgeOnGet: false });
+    const parent = this.sessions.get(parentIndex);
     this.sessions.delete(parentIndex);
     if (parent) this.demoted.set(parentIndex, parent);
     this.sessions.set(child.receiverIndex, child);
