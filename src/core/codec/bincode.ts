@@ -104,10 +104,6 @@ export class BincodeWriter {
     return this;
   }
 
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.len);
-  }
-
   /** The bytes written so far, not copied: valid until the writer is written to or reset. */
   view(): Uint8Array {
     return this.buf.subarray(0, this.len);
@@ -251,30 +247,17 @@ const SHARED_KEEP_MAX = 64 * 1024;
  * copy a writer's buffer every time. `capacity` sizes a writer that is not the shared one.
  */
 export function encode(write: (w: BincodeWriter) => void, capacity?: number): Uint8Array {
-  if (sharedBusy) {
-    const w = new BincodeWriter(capacity);
-    write(w);
-    return w.finish();
-  }
-  sharedBusy = true;
-  const w = (shared ??= new BincodeWriter(SHARED_INITIAL));
-  try {
-    write(w);
-    return w.finish();
-  } finally {
-    w.reset();
-    if (w.capacity > SHARED_KEEP_MAX) shared = null;
-    sharedBusy = false;
-  }
+  return encodeInto(write, (bytes) => bytes.slice(), capacity);
 }
 
 /**
  * As encode, but `use` gets a view of the encoded bytes, valid only during the call, instead of a copy: for a
  * caller that copies them into a packet anyway (an off-heap copy costs more than the encoding).
  */
-export function encodeInto<T>(write: (w: BincodeWriter) => void, use: (bytes: Uint8Array) => T): T {
+export function encodeInto<T>(write: (w: BincodeWriter) => void, use: (bytes: Uint8Array) => T, capacity?: number): T {
   if (sharedBusy) {
-    const w = new BincodeWriter();
+    // Nested (a `write` or `use` that encodes): a writer of its own.
+    const w = new BincodeWriter(capacity);
     write(w);
     return use(w.view());
   }
