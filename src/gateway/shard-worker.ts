@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type AppMessage, decodeAppMessage, encodeAppMessage, suiteWithKem } from '../core/index.js';
 import { createLogger } from '../log.js';
 import type { LevelWithSilent } from 'pino';
-import { LocalShard, type AppHandler } from './shard.js';
+import { LocalShard, type AppHandler, type ShardResult } from './shard.js';
 import { BufferedShardMetrics } from './shard-metrics.js';
 import type { FromWorker, ShardWorkerData, ToWorker } from './shard-protocol.js';
 import { Outbox } from './outbox.js';
@@ -54,15 +54,25 @@ port.on('message', (batch: ToWorker[]) => {
   for (const m of batch) onMessage(m);
 });
 
+/** A packet's result goes back as soon as it exists: synchronously for a Ping, after the handler otherwise. */
+function onPacket(m: Extract<ToWorker, { t: 'packet' }>): void {
+  const done = (r: ShardResult): void => post({ t: 'result', id: m.id, reply: r.reply, authenticated: r.authenticated });
+  const failed = (): void => post({ t: 'result', id: m.id, reply: null, authenticated: false });
+  let r: ShardResult | Promise<ShardResult>;
+  try {
+    r = shard.handle(m.packet, m.src, m.nowMs);
+  } catch {
+    failed();
+    return;
+  }
+  if (r instanceof Promise) r.then(done, failed);
+  else done(r);
+}
+
 function onMessage(m: ToWorker): void {
   switch (m.t) {
     case 'packet':
-      void Promise.resolve()
-        .then(() => shard.handle(m.packet, m.src, m.nowMs))
-        .then(
-          (r) => post({ t: 'result', id: m.id, reply: r.reply, authenticated: r.authenticated }),
-          () => post({ t: 'result', id: m.id, reply: null, authenticated: false }),
-        );
+      onPacket(m);
       return;
     case 'app-result': {
       const w = appWaiters.get(m.id);
