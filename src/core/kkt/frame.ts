@@ -59,15 +59,20 @@ export interface KktFrame {
 }
 
 export function encodeContext(c: KktContext): Uint8Array {
-  return new Uint8Array([
-    ((c.version & 0x0f) << 4) | (c.sequence & 0x0f),
-    ((c.status & 0x07) << 5) | ((c.mode & 0x07) << 2) | (c.role & 0x03),
-    c.kem,
-    c.hash,
-    c.hashLen,
-    c.signature,
-    0,
-  ]);
+  const out = new Uint8Array(KKT_CONTEXT_LEN);
+  writeContext(out, c);
+  return out;
+}
+
+/** The 7-byte context at the start of `out`. */
+function writeContext(out: Uint8Array, c: KktContext): void {
+  out[0] = ((c.version & 0x0f) << 4) | (c.sequence & 0x0f);
+  out[1] = ((c.status & 0x07) << 5) | ((c.mode & 0x07) << 2) | (c.role & 0x03);
+  out[2] = c.kem;
+  out[3] = c.hash;
+  out[4] = c.hashLen;
+  out[5] = c.signature;
+  out[6] = 0;
 }
 
 export function decodeContext(b: Uint8Array): KktContext {
@@ -144,13 +149,7 @@ export function writeKktFrame(out: Uint8Array, context: KktContext, body: Uint8A
   const sigLen = signatureLength(context);
   const signedLen = KKT_CONTEXT_LEN + body.length + KKT_SESSION_ID_LEN;
   if (out.length !== signedLen + sigLen) fail(LpErrorCode.KKT_BAD_FRAME, `KKT frame buffer is ${out.length} bytes, frame is ${signedLen + sigLen}`);
-  out[0] = ((context.version & 0x0f) << 4) | (context.sequence & 0x0f);
-  out[1] = ((context.status & 0x07) << 5) | ((context.mode & 0x07) << 2) | (context.role & 0x03);
-  out[2] = context.kem;
-  out[3] = context.hash;
-  out[4] = context.hashLen;
-  out[5] = context.signature;
-  out[6] = 0;
+  writeContext(out, context);
   out.set(body, KKT_CONTEXT_LEN);
   out.set(sessionId, KKT_CONTEXT_LEN + body.length);
   if (sigLen) {
