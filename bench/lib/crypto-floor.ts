@@ -11,14 +11,14 @@ import type { CryptoSuite } from '../../src/core/index.js';
 import { seededSuite } from '../../test/helpers/fixtures.js';
 import { recordClientPackets, replayGateway } from './core-figures.js';
 
-interface RecordedCall {
+export interface RecordedCall {
   op: string;
   call: () => unknown;
 }
 
 export interface OpCost {
   op: string;
-  /** Calls per handshake. */
+  /** Calls per handshake (per unit of the recording: a flow, for timeRecorded). */
   perHandshake: number;
   /** CPU µs per call, timed alone. */
   usPerCall: number;
@@ -41,7 +41,7 @@ function snapshot(a: unknown): unknown {
 }
 
 /** A suite that runs `suite` and records every call (name and a replayable closure over copied arguments). */
-function recordingSuite(suite: CryptoSuite, log: RecordedCall[]): CryptoSuite {
+export function recordingSuite(suite: CryptoSuite, log: RecordedCall[]): CryptoSuite {
   const wrap = <T extends object>(obj: T, prefix: string): T => {
     const out: Record<string, unknown> = {};
     for (const [name, v] of Object.entries(obj)) {
@@ -59,6 +59,31 @@ function recordingSuite(suite: CryptoSuite, log: RecordedCall[]): CryptoSuite {
     return out as T;
   };
   return { prims: wrap(suite.prims, ''), kem: wrap(suite.kem, 'kem.') };
+}
+
+function groupByOp(calls: readonly RecordedCall[]): Map<string, RecordedCall[]> {
+  const byOp = new Map<string, RecordedCall[]>();
+  for (const c of calls) (byOp.get(c.op) ?? byOp.set(c.op, []).get(c.op))?.push(c);
+  return byOp;
+}
+
+/**
+ * The floor of recorded work: every recorded call run again `rounds` times (grouped by operation, each
+ * operation timed), per unit of work (`units`: how many flows or handshakes the recording spans).
+ */
+export function timeRecorded(calls: readonly RecordedCall[], units: number, rounds: number): CryptoFloor {
+  const byOp = groupByOp(calls);
+  const opUs = new Map<string, number>();
+  for (let r = 0; r <= rounds; r++) {
+    for (const [op, list] of byOp) {
+      const t0 = cpuMicros();
+      for (const c of list) c.call();
+      if (r > 0) opUs.set(op, (opUs.get(op) ?? 0) + cpuMicros() - t0); // round 0 warms up
+    }
+  }
+  const ops: OpCost[] = [...byOp].map(([op, list]) => ({ op, perHandshake: list.length / units, usPerCall: (opUs.get(op) ?? 0) / (list.length * rounds) }));
+  ops.sort((a, b) => b.perHandshake * b.usPerCall - a.perHandshake * a.usPerCall);
+  return { ops, usPerHandshake: [...opUs.values()].reduce((a, b) => a + b, 0) / (units * rounds) };
 }
 
 export interface HandshakeVsFloor {
@@ -79,8 +104,7 @@ export function handshakeVsFloor(handshakes: number, rounds: number): HandshakeV
   const calls: RecordedCall[] = [];
   const sessions = replayGateway(recorded, recorded.map((_, i) => recordingSuite(seededSuite(`bench-gateway-${i}`), calls)));
   if (sessions !== handshakes) throw new Error(`only ${sessions}/${handshakes} instrumented handshakes completed`);
-  const byOp = new Map<string, RecordedCall[]>();
-  for (const c of calls) (byOp.get(c.op) ?? byOp.set(c.op, []).get(c.op))?.push(c);
+  const byOp = groupByOp(calls);
   const opUs = new Map<string, number>([...byOp.keys()].map((k) => [k, 0]));
   let hsUs = 0;
   const runHandshakes = (): void => {
