@@ -61,6 +61,8 @@ export class InitiatorHandshake {
   private noise: HandshakeState | null = null;
   private psk: Uint8Array | null = null;
   private keys: DirectionalKeys | null = null;
+  /** The gateway's static key in X25519 form: converted once (the conversion costs about two scalar multiplications). */
+  private gatewayX25519: Uint8Array | null = null;
   /** Collision replies seen (each makes a new index). */
   collisions = 0;
 
@@ -168,7 +170,7 @@ export class InitiatorHandshake {
     const { frame: responseFrame, gatewayNonce } = decodeKktResponseContent(p.content);
     const { kemPublicKey, frame } = processKktResponse(prims, kem, this.cfg.gateway.ed25519Public, this.cfg.gateway.kemKeyHash, requestFrame, responseFrame, kktBinding(this.index, token, gatewayNonce));
     const { ciphertext, sharedSecret } = kem.encapsulate(kemPublicKey, prims.randomBytes(32));
-    const gatewayX25519 = prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public);
+    const gatewayX25519 = (this.gatewayX25519 = prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public));
     const staticDh = prims.x25519(this.cfg.client.x25519.secretKey, gatewayX25519);
     const transcript = kktTranscriptHash(prims, this.hello as Uint8Array, token, requestFrame, frame.raw, gatewayNonce);
     const psk = derivePsk(prims, { kemSharedSecret: sharedSecret, staticDh, transcript, kemCiphertext: ciphertext });
@@ -225,7 +227,7 @@ export class InitiatorHandshake {
       handshakeHash,
       generation: 0,
       localStatic: this.cfg.client.x25519,
-      remoteStatic: prims.ed25519PkToX25519(this.cfg.gateway.ed25519Public),
+      remoteStatic: this.gatewayX25519 as Uint8Array,
       // Message 3 used i2r counter 0: the client's first request is 1.
       sendCounter: 1,
       receivedCounters: [0, p.counter],
