@@ -7,6 +7,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { literalLookup } from '../../net/literal-lookup.js';
 import type { Logger } from '../../log.js';
 import type { GatewayMetrics, TransportCounts } from '../metrics.js';
 import type { ShardResult } from '../shard.js';
@@ -37,7 +38,7 @@ export class UdpListener {
     private readonly logger: Logger,
   ) {
     this.counts = metrics.transportCounters('udp');
-    this.socket = dgram.createSocket({ type: net.isIPv6(opts.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4', reuseAddr: false });
+    this.socket = dgram.createSocket({ type: net.isIPv6(opts.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', (e) => this.logger.error({ err: e }, 'UDP socket error'));
   }
