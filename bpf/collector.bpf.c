@@ -16,15 +16,18 @@
  *                   i.e. exactly the bytes an application wrote (LP frames for TCP, LP packets for UDP).
  *  - packets:       IP packets as seen at the hook.
  * A packet is counted when its destination port (inbound = request) or, failing that, its source port
- * (outbound = response) is in lpgw_ports. Flows are keyed with the gateway ("local") side first, so both
- * directions of one connection share one entry, which counts each direction separately; likewise one index
- * entry per receiver index counts both directions. A new connection or index is one map insert, made with this
- * packet's counts already in it.
+ * (outbound = response) is in lpgw_ports. Every packet is counted in exactly one entry of lpgw_flows, keyed by
+ * its connection (gateway ("local") side first, so both directions share it) and its receiver index: one entry per
+ * (connection, receiver index) counts both directions separately, and user space sums a connection's entries into
+ * its flow and each index's entries into that index. A watched UDP datagram is one lookup (one insert when its
+ * entry is new, made with this packet's counts already in it) where one entry per connection and one per index
+ * took two.
  *
  * LP receiver_index: UDP: the first 4 bytes of every datagram (u32 LE); TCP: bytes 4..8 of the first inbound
- * payload segment of a flow (after the u32 BE frame length), remembered in the flow entry and applied to every
- * later payload-carrying segment of the connection in both directions. Per-index counters count only packets
- * that carry payload and whose index is known. LRU eviction of a TCP flow forgets its index.
+ * payload segment of a connection (after the u32 BE frame length), remembered in the connection's ENTRY_CONN
+ * entry; every later payload-carrying segment of the connection, in both directions, is counted in its
+ * (connection, index) entry, every other segment in ENTRY_CONN. Per-index counters count only packets that carry
+ * payload and whose index is known. LRU eviction of a TCP connection's ENTRY_CONN entry forgets its index.
  *
  * Not parsed (counted in lpgw_stats[STAT_UNPARSED] only when the packet is IPv4/IPv6): IPv4 non-first
  * fragments, IPv6 extension headers, truncated headers. VLAN tags are not followed.
@@ -48,23 +51,28 @@
 #define FLOW_F_INDEX_KNOWN 1u /* receiver_index holds a value */
 #define FLOW_F_INDEX_DONE 2u  /* TCP: first inbound payload segment already inspected */
 
+#define ENTRY_CONN 0  /* a connection's packets that carry no (known) receiver index; TCP: remembers the index */
+#define ENTRY_INDEX 1 /* a connection's packets that carry the receiver index in the key */
+
 #define STAT_MATCHED 0        /* packets counted into lpgw_flows */
-#define STAT_FLOW_FAIL 1      /* flow entry could not be created */
-#define STAT_INDEX_FAIL 2     /* index entry could not be created */
+#define STAT_FLOW_FAIL 1      /* packets lost: their entry could not be created */
+#define STAT_INDEX_FAIL 2     /* TCP packets counted without their index: its entry could not be created */
 #define STAT_UNPARSED 3       /* IP packets whose ports could not be read */
 #define STAT_SLOTS 4
 
-/* 40 bytes; layout mirrored in src/collector/layout.ts. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d).
- * One key per connection: both directions share it. */
+/* 44 bytes; layout mirrored in src/collector/layout.ts. Addresses are IPv6 or IPv4-mapped (::ffff:a.b.c.d).
+ * One entry per (connection, receiver index): both directions share it, and user space sums a connection's
+ * entries into its flow and every connection's entries of one index into that index. */
 struct flow_key {
 	__u8 local_addr[16];  /* gateway side: the side whose port is watched */
 	__u8 remote_addr[16]; /* peer side */
 	__u16 local_port;     /* host byte order */
 	__u16 remote_port;    /* host byte order */
 	__u8 proto;           /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 pad0;            /* zero (was the direction before both directions shared an entry) */
+	__u8 kind;            /* ENTRY_CONN / ENTRY_INDEX */
 	__u8 family;          /* 4 or 6 */
 	__u8 pad;
+	__u32 receiver_index; /* ENTRY_INDEX: the index (as on the wire, u32 LE); ENTRY_CONN: 0 */
 };
 
 /* 24 bytes. Counters only grow; user space computes per-window deltas. */
@@ -74,26 +82,13 @@ struct counters {
 	__u64 payload_bytes;
 };
 
-/* 56 bytes */
+/* 64 bytes */
 struct flow_val {
 	struct counters in;   /* requests: to the watched port */
 	struct counters out;  /* responses: from the watched port */
-	__u32 receiver_index; /* TCP: from the first inbound payload segment; UDP: last datagram seen */
-	__u32 flags;          /* FLOW_F_* */
-};
-
-/* 8 bytes */
-struct index_key {
-	__u32 receiver_index;
-	__u8 pad0;            /* zero (was the direction) */
-	__u8 proto;
-	__u16 pad;
-};
-
-/* 48 bytes */
-struct index_val {
-	struct counters in;
-	struct counters out;
+	__u64 created_ns;     /* bpf_ktime_get_ns() when the entry was created: orders a connection's indexes */
+	__u32 receiver_index; /* TCP ENTRY_CONN: from the first inbound payload segment */
+	__u32 flags;          /* TCP ENTRY_CONN: FLOW_F_* */
 };
 
 struct {
@@ -102,13 +97,6 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 } lpgw_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct index_key);
-	__type(value, struct index_val);
-} lpgw_indexes SEC(".maps");
 
 /* Watched ports as a 65,536-bit bitmap: word port >> 5, bit port & 31. An ARRAY lookup is inlined by the
  * verifier (no helper call), so packets of unwatched ports cost almost nothing. */
@@ -185,69 +173,60 @@ static __always_inline void counters_set(struct counters *c, const struct pkt_in
 	c->payload_bytes = pi->payload_len;
 }
 
-/* Adds this packet to the entry of `ik`: `iv` is that entry as the caller looked it up (NULL: none yet). */
-static __always_inline void index_count(const struct index_key *ik, struct index_val *iv, __u8 dir, const struct pkt_info *pi)
+/* Adds this packet to the entry of `k`, creating it (one insert that already holds this packet; if another CPU
+ * inserted it first, adds to that one). Returns -1 if the entry could not be created. */
+static __always_inline int entry_add(const struct flow_key *k, __u8 dir, const struct pkt_info *pi)
 {
-	if (!iv) {
-		/* A new index: one insert that already holds this packet. If another CPU inserted it first,
-		 * add to that one. */
-		struct index_val first = {};
-		if (dir == DIR_IN)
-			counters_set(&first.in, pi);
-		else
-			counters_set(&first.out, pi);
-		if (bpf_map_update_elem(&lpgw_indexes, ik, &first, BPF_NOEXIST) == 0)
-			return;
-		iv = bpf_map_lookup_elem(&lpgw_indexes, ik);
-		if (!iv) {
-			stat_inc(STAT_INDEX_FAIL);
-			return;
-		}
-	}
-	counters_add(dir == DIR_IN ? &iv->in : &iv->out, pi);
-}
-
-/* Counts one packet of a watched flow: `k` is the key (gateway side first), `dir` its direction; for UDP
- * `has_index`/`rx_index` carry the datagram's receiver index when the header read already brought it. */
-static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, __u8 dir, const struct pkt_info *pi,
-				    int has_index, __u32 rx_index)
-{
-	struct flow_val *fv;
-	struct index_key ik = {};
-	struct index_val *iv = NULL;
-	int udp_index;
-
-	stat_inc(STAT_MATCHED);
-	ik.proto = k->proto;
-
-	/* UDP: every datagram starts with the LP header, receiver_index u32 LE at payload offset 0 (read here
-	 * only when the header read could not bring it). TCP: the first inbound payload segment carries u32 BE
-	 * length, then receiver_index LE. */
-	if (k->proto == IPPROTO_UDP && !has_index && pi->payload_len >= 4 && load_u32_net(skb, pi->payload_off, &rx_index) == 0)
-		has_index = 1;
-
-	/* A UDP datagram's index is known before its flow entry is: both entries are looked up before either is
-	 * written, so that their cache misses can overlap (a locked add waits for all earlier loads). */
-	udp_index = k->proto == IPPROTO_UDP && has_index;
-	if (udp_index) {
-		ik.receiver_index = rx_index;
-		iv = bpf_map_lookup_elem(&lpgw_indexes, &ik);
-	}
-	fv = bpf_map_lookup_elem(&lpgw_flows, k);
-	if (!fv) {
-		/* A new connection: one insert that already holds this packet (and, from the first inbound TCP
-		 * payload segment, its receiver index). If another CPU inserted it first, add to that one. */
+	struct flow_val *v = bpf_map_lookup_elem(&lpgw_flows, k);
+	if (!v) {
 		struct flow_val first = {};
 		if (dir == DIR_IN)
 			counters_set(&first.in, pi);
 		else
 			counters_set(&first.out, pi);
-		if (k->proto == IPPROTO_UDP) {
-			if (has_index) {
-				first.receiver_index = rx_index;
-				first.flags = FLOW_F_INDEX_KNOWN;
-			}
-		} else if (dir == DIR_IN && pi->payload_len > 0) {
+		first.created_ns = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&lpgw_flows, k, &first, BPF_NOEXIST) == 0)
+			return 0;
+		v = bpf_map_lookup_elem(&lpgw_flows, k);
+		if (!v)
+			return -1;
+	}
+	counters_add(dir == DIR_IN ? &v->in : &v->out, pi);
+	return 0;
+}
+
+/* Counts one packet of a watched connection: `k` is its ENTRY_CONN key (gateway side first), `dir` its direction;
+ * for UDP `has_index`/`rx_index` carry the datagram's receiver index when the header read already brought it. */
+static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, __u8 dir, const struct pkt_info *pi,
+				    int has_index, __u32 rx_index)
+{
+	struct flow_val *fv;
+
+	stat_inc(STAT_MATCHED);
+
+	if (k->proto == IPPROTO_UDP) {
+		/* Every datagram starts with the LP header, receiver_index u32 LE at payload offset 0 (read here only
+		 * when the header read could not bring it). A datagram is one lookup: its (connection, index) entry. */
+		if (!has_index && pi->payload_len >= 4 && load_u32_net(skb, pi->payload_off, &rx_index) == 0)
+			has_index = 1;
+		if (has_index) {
+			k->kind = ENTRY_INDEX;
+			k->receiver_index = rx_index;
+		}
+		if (entry_add(k, dir, pi))
+			stat_inc(STAT_FLOW_FAIL);
+		return;
+	}
+
+	/* TCP: the connection's ENTRY_CONN entry remembers the index of its first inbound payload segment (u32 BE
+	 * length, then receiver_index LE); payload-carrying segments after it, both directions, go to the
+	 * (connection, index) entry, all others to ENTRY_CONN. */
+	fv = bpf_map_lookup_elem(&lpgw_flows, k);
+	if (!fv) {
+		/* A new connection (or its entry was evicted): one insert that already holds this packet, or, from an
+		 * inbound payload segment that brings the index, that index's entry holds it. */
+		struct flow_val first = {};
+		if (dir == DIR_IN && pi->payload_len > 0) {
 			first.flags = FLOW_F_INDEX_DONE;
 			if (pi->payload_len >= 8 && load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
 				first.receiver_index = rx_index;
@@ -255,24 +234,26 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 				has_index = 1;
 			}
 		}
-		if (bpf_map_update_elem(&lpgw_flows, k, &first, BPF_NOEXIST) == 0)
-			goto indexes;
+		if (!has_index) {
+			if (dir == DIR_IN)
+				counters_set(&first.in, pi);
+			else
+				counters_set(&first.out, pi);
+		}
+		first.created_ns = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&lpgw_flows, k, &first, BPF_NOEXIST) == 0) {
+			if (has_index)
+				goto index;
+			return;
+		}
 		fv = bpf_map_lookup_elem(&lpgw_flows, k);
 		if (!fv) {
 			stat_inc(STAT_FLOW_FAIL);
 			return;
 		}
-		if (k->proto == IPPROTO_TCP)
-			has_index = 0; /* the entry another CPU made decides, below */
+		/* the entry another CPU made decides, below */
 	}
-	counters_add(dir == DIR_IN ? &fv->in : &fv->out, pi);
-
-	if (k->proto == IPPROTO_UDP) {
-		if (has_index) {
-			fv->receiver_index = rx_index;
-			fv->flags |= FLOW_F_INDEX_KNOWN;
-		}
-	} else if (pi->payload_len > 0) {
+	if (pi->payload_len > 0) {
 		if (dir == DIR_IN && !(fv->flags & FLOW_F_INDEX_DONE)) {
 			if (pi->payload_len >= 8 && load_u32_net(skb, pi->payload_off + 4, &rx_index) == 0) {
 				fv->receiver_index = rx_index;
@@ -281,20 +262,28 @@ static __always_inline void account(struct __sk_buff *skb, struct flow_key *k, _
 				fv->flags |= FLOW_F_INDEX_DONE;
 			}
 		}
-		/* Both directions of the connection: the index its first inbound payload segment carried. */
 		if (fv->flags & FLOW_F_INDEX_KNOWN) {
 			rx_index = fv->receiver_index;
-			has_index = 1;
+			goto index;
 		}
 	}
+	counters_add(dir == DIR_IN ? &fv->in : &fv->out, pi);
+	return;
 
-indexes:
-	if (udp_index) {
-		index_count(&ik, iv, dir, pi); /* has_index: payload_len >= 4 */
-	} else if (has_index && pi->payload_len > 0) {
-		ik.receiver_index = rx_index;
-		index_count(&ik, bpf_map_lookup_elem(&lpgw_indexes, &ik), dir, pi);
-	}
+index:
+	k->kind = ENTRY_INDEX;
+	k->receiver_index = rx_index;
+	if (entry_add(k, dir, pi) == 0)
+		return;
+	/* No entry for the index: count the packet for the connection alone. */
+	stat_inc(STAT_INDEX_FAIL);
+	k->kind = ENTRY_CONN;
+	k->receiver_index = 0;
+	fv = bpf_map_lookup_elem(&lpgw_flows, k);
+	if (fv)
+		counters_add(dir == DIR_IN ? &fv->in : &fv->out, pi);
+	else
+		stat_inc(STAT_FLOW_FAIL);
 }
 
 /* IP header and the first 16 transport bytes in one read: the ports, the whole UDP header and an LP

@@ -13,7 +13,7 @@ import { packagePath } from '../package-path.js';
 import { attachProgram, AttachMode, l2HeaderLen, type Attachment, type TcHook } from './attach.js';
 import { BpfSys, Errno } from './bpf-syscall.js';
 import { CollectorError, CollectorErrorCode } from './errors.js';
-import { ConfigSlot, EXPECTED_MAPS, MAP_CONFIG, MAP_FLOWS, MAP_INDEXES, MAP_PORTS, MAP_STATS, PROGRAM_NAME, STAT_SLOTS } from './layout.js';
+import { ConfigSlot, EXPECTED_MAPS, MAP_CONFIG, MAP_FLOWS, MAP_PORTS, MAP_STATS, PROGRAM_NAME, STAT_SLOTS } from './layout.js';
 import { loadObjectFile, type LoadedObject } from './loader.js';
 import { MapReader, possibleCpus, readPercpuU64 } from './map-reader.js';
 import { CollectorMetrics } from './metrics.js';
@@ -21,7 +21,7 @@ import type { SourceInfo, WindowSnapshot } from './schema.js';
 import { SnapshotWriter } from './snapshot-writer.js';
 import { WindowComputer } from './windows.js';
 import { MapType } from './safety-policy.js';
-import { DEFAULT_IFACE, DEFAULT_MAX_FLOWS, DEFAULT_MAX_INDEXES, DEFAULT_PORTS, DEFAULT_WINDOW_SEC } from './defaults.js';
+import { DEFAULT_IFACE, DEFAULT_MAX_FLOWS, DEFAULT_PORTS, DEFAULT_WINDOW_SEC } from './defaults.js';
 
 export { DEFAULT_PORTS } from './defaults.js';
 export const DEFAULT_OBJECT_PATH = packagePath('bpf/collector.bpf.o');
@@ -44,10 +44,11 @@ export interface CollectorOptions {
   ports?: readonly number[];
   /** window length. Default 10 s. */
   windowSec?: number;
-  /** LRU flow map capacity. Default 65,536. */
+  /**
+   * lpgw_flows (LRU) capacity in entries: one per (connection, receiver index) a connection carried, and one for
+   * its packets without an index (every TCP connection has one). Flows and indexes share it. Default 65,536.
+   */
   maxFlows?: number;
-  /** receiver_index map capacity. Default 16,384. */
-  maxIndexes?: number;
   /** NDJSON output directory; null/undefined = no files */
   outDir?: string | null;
   maxFiles?: number;
@@ -137,7 +138,6 @@ export class Collector implements CollectorSource {
   private readonly ports: number[];
   private readonly computer: WindowComputer;
   private readonly flowsReader: MapReader;
-  private readonly indexReader: MapReader;
   private readonly statsFd: number;
   private readonly cpus = possibleCpus();
   private readonly writer: SnapshotWriter | null;
@@ -164,11 +164,9 @@ export class Collector implements CollectorSource {
     this.windowMs = Math.max(50, Math.round((args.opts.windowSec ?? DEFAULT_WINDOW_SEC) * 1000));
     this.computer = new WindowComputer({ maxFlowsPerWindow: args.opts.maxFlowsPerWindow, maxIndexesPerWindow: args.opts.maxIndexesPerWindow });
     const flows = args.obj.maps.get(MAP_FLOWS);
-    const idx = args.obj.maps.get(MAP_INDEXES);
     const stats = args.obj.maps.get(MAP_STATS);
-    if (!flows || !idx || !stats) throw new CollectorError(CollectorErrorCode.LAYOUT, 'object lacks the collector maps');
+    if (!flows || !stats) throw new CollectorError(CollectorErrorCode.LAYOUT, 'object lacks the collector maps');
     this.flowsReader = new MapReader(args.sys, flows.fd, flows.spec.keySize, flows.spec.valueSize);
-    this.indexReader = new MapReader(args.sys, idx.fd, idx.spec.keySize, idx.spec.valueSize);
     this.statsFd = stats.fd;
     this.writer = args.opts.outDir
       ? new SnapshotWriter({ dir: args.opts.outDir, maxFiles: args.opts.maxFiles, maxAgeSec: args.opts.maxAgeSec, windowsPerFile: args.opts.windowsPerFile, fileAgeSec: args.opts.fileAgeSec }, args.log)
@@ -234,7 +232,6 @@ export class Collector implements CollectorSource {
     let stats: number[] | null = null;
     try {
       await this.flowsReader.read((k, v, n) => this.computer.addFlows(k, v, n), pause);
-      await this.indexReader.read((k, v, n) => this.computer.addIndexes(k, v, n), pause);
       stats = readPercpuU64(this.sys, this.statsFd, STAT_SLOTS, this.cpus);
       if (this.readFailing) {
         this.readFailing = false;
@@ -258,7 +255,6 @@ export class Collector implements CollectorSource {
         final,
         source: this.source(),
         flowsCapacity: this.obj.maps.get(MAP_FLOWS)?.spec.maxEntries ?? 0,
-        indexesCapacity: this.obj.maps.get(MAP_INDEXES)?.spec.maxEntries ?? 0,
         kernelStats: stats,
         errors: { read: readErrors, write: this.writer?.takeErrors() ?? 0 },
         complete,
@@ -397,7 +393,7 @@ export async function startCollector(opts: CollectorOptions, log: Logger): Promi
   try {
     obj = loadObjectFile(sys, opts.objectPath ?? DEFAULT_OBJECT_PATH, {
       strict: opts.strict ?? true,
-      maxEntries: { [MAP_FLOWS]: opts.maxFlows ?? DEFAULT_MAX_FLOWS, [MAP_INDEXES]: opts.maxIndexes ?? DEFAULT_MAX_INDEXES },
+      maxEntries: { [MAP_FLOWS]: opts.maxFlows ?? DEFAULT_MAX_FLOWS },
     });
     for (const [name, want] of Object.entries(EXPECTED_MAPS)) {
       const m = obj.maps.get(name);

@@ -6,22 +6,34 @@
 import { isIPv4 } from 'node:net';
 
 export const MAP_FLOWS = 'lpgw_flows';
-export const MAP_INDEXES = 'lpgw_indexes';
 export const MAP_PORTS = 'lpgw_ports';
 export const MAP_STATS = 'lpgw_stats';
 export const MAP_CONFIG = 'lpgw_config';
 export const PROGRAM_NAME = 'lpgw_collector';
 
-/** One entry per connection (flows) and per receiver index (indexes): the value counts both directions. */
-export const FLOW_KEY_SIZE = 40;
-export const FLOW_VAL_SIZE = 56;
-export const INDEX_KEY_SIZE = 8;
-export const INDEX_VAL_SIZE = 48;
-/** Offsets in a value: request (in) counters, response (out) counters; flows add receiver_index and flags. */
+/**
+ * lpgw_flows holds one entry per (connection, receiver index), counting both directions: the key is the
+ * connection (40 bytes: addresses, ports, protocol, kind, family) followed by the receiver index (u32 LE), the
+ * value the request (in) and response (out) counters, the entry's creation time and, in a TCP connection's
+ * ENTRY_CONN entry, the connection's receiver index and flags. User space sums a connection's entries into its
+ * flow and the ENTRY_INDEX entries of one (index, protocol) into that index.
+ */
+export const FLOW_KEY_SIZE = 44;
+export const FLOW_VAL_SIZE = 64;
+/** The connection part of a key: every entry of one connection shares these bytes (kind at KEY_KIND excluded). */
+export const CONN_KEY_SIZE = 40;
+export const KEY_PROTO = 36;
+export const KEY_KIND = 37;
+export const KEY_FAMILY = 38;
+export const KEY_RX = 40;
+/** Entry kinds (ENTRY_* in the C source). */
+export const EntryKind = { CONN: 0, INDEX: 1 } as const;
+/** Offsets in a value: request (in) counters, response (out) counters, created_ns, receiver_index and flags. */
 export const VAL_IN = 0;
 export const VAL_OUT = 24;
-export const FLOW_VAL_RX = 48;
-export const FLOW_VAL_FLAGS = 52;
+export const FLOW_VAL_CREATED = 48;
+export const FLOW_VAL_RX = 56;
+export const FLOW_VAL_FLAGS = 60;
 /** lpgw_ports is a bitmap: 2048 u32 words, word = port >> 5, bit = port & 31. */
 export const PORT_KEY_SIZE = 4;
 export const PORT_VAL_SIZE = 4;
@@ -30,7 +42,6 @@ export const STAT_VAL_SIZE = 8;
 
 export const EXPECTED_MAPS: Readonly<Record<string, { keySize: number; valueSize: number }>> = {
   [MAP_FLOWS]: { keySize: FLOW_KEY_SIZE, valueSize: FLOW_VAL_SIZE },
-  [MAP_INDEXES]: { keySize: INDEX_KEY_SIZE, valueSize: INDEX_VAL_SIZE },
   [MAP_PORTS]: { keySize: PORT_KEY_SIZE, valueSize: PORT_VAL_SIZE },
   [MAP_STATS]: { keySize: 4, valueSize: STAT_VAL_SIZE },
   [MAP_CONFIG]: { keySize: 4, valueSize: 4 },
@@ -96,11 +107,27 @@ function addrToString(b: Buffer, off: number, family: 4 | 6): string {
   return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
 }
 
-/** Decodes a flow key at `off`; null for data no program of ours can have written (malformed). */
+export interface EntryKey extends FlowKey {
+  kind: (typeof EntryKind)[keyof typeof EntryKind];
+  /** ENTRY_INDEX: the receiver index; ENTRY_CONN: 0 */
+  receiverIndex: number;
+}
+
+/** True if the entry key at `off` is one a program of ours can have written (else: malformed). */
+export function validEntryKey(b: Uint8Array, off: number): boolean {
+  const family = b[off + KEY_FAMILY];
+  const proto = b[off + KEY_PROTO];
+  const kind = b[off + KEY_KIND];
+  if ((family !== 4 && family !== 6) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || b[off + 39] !== 0) return false;
+  if (kind === EntryKind.INDEX) return true;
+  return kind === EntryKind.CONN && b[off + KEY_RX] === 0 && b[off + KEY_RX + 1] === 0 && b[off + KEY_RX + 2] === 0 && b[off + KEY_RX + 3] === 0;
+}
+
+/** Decodes the connection part of a key at `off` (an entry key or a connection key); null if malformed. */
 export function decodeFlowKey(b: Buffer, off: number): FlowKey | null {
-  const family = b[off + 38];
-  const proto = b[off + 36] ?? 0;
-  if ((family !== 4 && family !== 6) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || b[off + 37] !== 0) return null;
+  const family = b[off + KEY_FAMILY];
+  const proto = b[off + KEY_PROTO] ?? 0;
+  if ((family !== 4 && family !== 6) || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return null;
   return {
     family,
     proto,
@@ -111,30 +138,38 @@ export function decodeFlowKey(b: Buffer, off: number): FlowKey | null {
   };
 }
 
-export interface FlowValue {
+/** Decodes an entry key at `off`; null if malformed. */
+export function decodeEntryKey(b: Buffer, off: number): EntryKey | null {
+  if (!validEntryKey(b, off)) return null;
+  const k = decodeFlowKey(b, off);
+  if (!k) return null;
+  return { ...k, kind: b[off + KEY_KIND] === EntryKind.INDEX ? EntryKind.INDEX : EntryKind.CONN, receiverIndex: b.readUInt32LE(off + KEY_RX) };
+}
+
+export interface EntryValue {
   request: Counters;
   response: Counters;
+  /** bpf_ktime_get_ns() when the kernel created the entry */
+  createdNs: number;
+  /** a TCP connection's receiver index (its ENTRY_CONN entry), null when unknown or another kind */
   receiverIndex: number | null;
 }
 
-export function decodeFlowValue(b: Buffer, off: number): FlowValue {
+export function decodeEntryValue(b: Buffer, off: number): EntryValue {
   const flags = b.readUInt32LE(off + FLOW_VAL_FLAGS);
-  return { request: readCounters(b, off + VAL_IN), response: readCounters(b, off + VAL_OUT), receiverIndex: flags & FLOW_F_INDEX_KNOWN ? b.readUInt32LE(off + FLOW_VAL_RX) : null };
+  return {
+    request: readCounters(b, off + VAL_IN),
+    response: readCounters(b, off + VAL_OUT),
+    createdNs: u64(b, off + FLOW_VAL_CREATED),
+    receiverIndex: flags & FLOW_F_INDEX_KNOWN ? b.readUInt32LE(off + FLOW_VAL_RX) : null,
+  };
 }
 
-export interface IndexKey {
-  receiverIndex: number;
-  proto: number;
-}
-
-export function decodeIndexKey(b: Buffer, off: number): IndexKey | null {
-  const proto = b[off + 5] ?? 0;
-  if (b[off + 4] !== 0 || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return null;
-  return { receiverIndex: b.readUInt32LE(off), proto };
-}
-
-/** Encodes a flow key (bench and tests fill maps with it). */
-export function encodeFlowKey(k: FlowKey, out: Buffer = Buffer.alloc(FLOW_KEY_SIZE), off = 0): Buffer {
+/**
+ * Encodes an entry key (bench and tests fill maps with it): the connection `k`, and with `receiverIndex` an
+ * ENTRY_INDEX key for that index, else the connection's ENTRY_CONN key.
+ */
+export function encodeFlowKey(k: FlowKey, out: Buffer = Buffer.alloc(FLOW_KEY_SIZE), off = 0, receiverIndex?: number): Buffer {
   const put = (addr: string, at: number): void => {
     if (isIPv4(addr)) {
       out.fill(0, at, at + 10);
@@ -153,10 +188,11 @@ export function encodeFlowKey(k: FlowKey, out: Buffer = Buffer.alloc(FLOW_KEY_SI
   put(k.remote, off + 16);
   out.writeUInt16LE(k.localPort, off + 32);
   out.writeUInt16LE(k.remotePort, off + 34);
-  out[off + 36] = k.proto;
-  out[off + 37] = 0;
-  out[off + 38] = k.family;
+  out[off + KEY_PROTO] = k.proto;
+  out[off + KEY_KIND] = receiverIndex === undefined ? EntryKind.CONN : EntryKind.INDEX;
+  out[off + KEY_FAMILY] = k.family;
   out[off + 39] = 0;
+  out.writeUInt32LE(receiverIndex ?? 0, off + KEY_RX);
   return out;
 }
 

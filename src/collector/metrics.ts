@@ -32,9 +32,9 @@ export class CollectorMetrics {
     this.errors = new Counter({ name: 'lp_collector_errors_total', help: 'Collector errors by kind (the loop keeps running)', labelNames: ['kind'], registers });
     this.kernel = new Counter({ name: 'lp_collector_kernel_events_total', help: 'Kernel-side collector events (map insert failures, unparsed packets)', labelNames: ['event'], registers });
     this.up = new Gauge({ name: 'lp_collector_up', help: '1 while the collector is attached and running', registers });
-    this.flows = new Gauge({ name: 'lp_collector_flows', help: 'Entries in the kernel flow map at the last window', registers });
-    this.flowsCapacity = new Gauge({ name: 'lp_collector_flows_capacity', help: 'Capacity of the kernel flow map (LRU)', registers });
-    this.indexes = new Gauge({ name: 'lp_collector_receiver_indexes', help: 'Entries in the kernel receiver_index map at the last window', registers });
+    this.flows = new Gauge({ name: 'lp_collector_flows', help: 'Connections with an entry in the kernel flow map at the last window', registers });
+    this.flowsCapacity = new Gauge({ name: 'lp_collector_flows_capacity', help: 'Capacity of the kernel flow map (LRU), in entries: one per connection and receiver index', registers });
+    this.indexes = new Gauge({ name: 'lp_collector_receiver_indexes', help: 'Receiver indexes with an entry in the kernel flow map at the last window', registers });
     this.amplification = new Gauge({ name: 'lp_collector_amplification_ratio', help: 'Response/request payload byte ratio over the last window (all flows)', registers });
     this.maxIndexAmplification = new Gauge({ name: 'lp_collector_max_index_amplification_ratio', help: 'Largest response/request payload byte ratio of one receiver_index in the last window', registers });
     this.readSeconds = new Gauge({ name: 'lp_collector_last_read_duration_seconds', help: 'Time spent reading the kernel maps for the last window', registers });

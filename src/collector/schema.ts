@@ -81,7 +81,12 @@ export interface WindowSnapshot {
   indexes_truncated: number;
   /** kernel-side counter deltas (lpgw_stats) */
   kernel: { matched_packets: number; flow_insert_failures: number; index_insert_failures: number; unparsed_packets: number };
-  map: { flows_entries: number; flows_capacity: number; indexes_entries: number; indexes_capacity: number };
+  /**
+   * At the read: connections (flows_entries) and receiver indexes (indexes_entries) with an entry in lpgw_flows,
+   * its entries (one per connection and receiver index) and its capacity in entries, which flows and indexes
+   * share (flows_capacity = indexes_capacity).
+   */
+  map: { flows_entries: number; flows_capacity: number; indexes_entries: number; indexes_capacity: number; entries: number };
   /** problems during this window; the loop carries on regardless */
   errors: { read: number; decode: number; write: number };
 }

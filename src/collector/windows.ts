@@ -1,26 +1,35 @@
 /**
- * Per-window deltas from cumulative kernel counters.
+ * Per-window deltas from cumulative kernel counters, summed into flows and receiver indexes.
  *
- * The kernel keeps one entry per connection (flows) and per receiver index (indexes), each counting both
- * directions, and only ever grows the counters; each window reads every entry and subtracts the values seen at
- * the previous read. Previous values and deltas live in typed arrays (14 numbers per entry) behind a hash index
- * over the raw key bytes, which keeps 65,536 flows at a few MB. An entry whose counters went down was evicted
- * and re-created by the LRU in between: its delta is its whole value. Entries absent from a read were evicted:
- * their slots are freed. Malformed keys are counted and skipped, never thrown.
+ * The kernel keeps one entry per (connection, receiver index) in lpgw_flows, each counting both directions, and
+ * only ever grows the counters (layout.ts). Each window reads every entry and subtracts the values seen at the
+ * previous read; an entry whose counters went down was evicted and re-created by the LRU in between: its delta
+ * is its whole value. A flow's deltas are the sum of its connection's entries, an index's the sum of the
+ * ENTRY_INDEX entries with that (index, protocol); every packet is in exactly one entry, so nothing is counted
+ * twice. Entries absent from a complete read were evicted: their slots are freed, and a connection or index
+ * with no entry left is forgotten. Malformed keys are counted and skipped, never thrown.
+ *
+ * Everything lives in typed arrays behind hash indexes over the raw key bytes, so reading an entry allocates
+ * nothing: 65,536 entries that are each their own connection and index (the most a full default map holds) are
+ * ~20 MB of arrays (bench/collector.bench.ts).
  */
 import {
+  CONN_KEY_SIZE,
   decodeFlowKey,
-  decodeIndexKey,
+  EntryKind,
   FLOW_F_INDEX_KNOWN,
   FLOW_KEY_SIZE,
   FLOW_VAL_FLAGS,
   FLOW_VAL_RX,
+  FLOW_VAL_CREATED,
   FLOW_VAL_SIZE,
-  INDEX_KEY_SIZE,
-  INDEX_VAL_SIZE,
+  KEY_KIND,
+  KEY_PROTO,
+  KEY_RX,
   VAL_IN,
   VAL_OUT,
   protoName,
+  validEntryKey,
   type Counters,
 } from './layout.js';
 import {
@@ -34,58 +43,39 @@ import {
   type WindowSnapshot,
 } from './schema.js';
 
-// Per-slot numbers: for each direction (request at 0, response at DIR) the previous cumulative counters
-// (PREV + 0..2: packets, L3 bytes, payload bytes) and this window's deltas (D_P, D_L, D_Y); then the receiver
-// index (NaN = unknown).
-const PREV = 0;
-const D_P = 3;
-const D_L = 4;
-const D_Y = 5;
-const DIR = 6;
-const REQ = 0;
-const RESP = DIR;
-const RX = 2 * DIR;
-const F = 2 * DIR + 1;
+// Per-entry numbers: the cumulative counters of the previous read, request packets, L3, payload bytes at 0..2,
+// response at 3..5; per-group sums of this window's deltas in the same order.
+const EF = 6;
+const GF = 6;
+/** An index group's key: receiver index (u32 LE), protocol, three zero bytes. */
+const INDEX_GROUP_KEY_SIZE = 8;
 
 /**
- * Previous values and current deltas of one kernel map. Keys are stored as raw bytes in one Uint8Array and
- * found through an open-addressing hash index (FNV-1a, linear probing), so reading an entry allocates
- * nothing: with 65,536 flows the table is ~9 MB of typed arrays and the garbage per window is a few objects
- * per listed flow. Freed slots are reused; the index is rebuilt after a sweep that freed any.
+ * Raw keys → slots: the key bytes in one Uint8Array and an open-addressing hash index over them (FNV-1a, linear
+ * probing). Freed slots are reused; the index is rebuilt after removals (commit()). Owners keep their per-slot
+ * numbers in arrays of their own and grow them in `onGrow`.
  */
-class DeltaTable {
-  private readonly keySize: number;
-  private cap: number;
-  private keys: Uint8Array;
-  private vals: Float64Array;
-  private seen: Uint32Array;
-  private activeGen: Uint32Array;
-  private live: Uint8Array;
+class KeySlots {
+  readonly keySize: number;
+  cap: number;
+  keys: Uint8Array;
+  live: Uint8Array;
   /** hash index: slot + 1, 0 = empty; size is a power of two ≥ 2 × cap */
   private index: Int32Array;
   private free: number[] = [];
-  private next = 0;
-  private count = 0;
-  /** slots with a non-zero delta in the current window */
-  active: number[] = [];
+  /** slots ever handed out: every live slot is below it */
+  next = 0;
+  count = 0;
+  private removed = false;
+  private readonly onGrow: (cap: number) => void;
 
-  constructor(keySize: number, initial = 1024) {
+  constructor(keySize: number, initial: number, onGrow: (cap: number) => void) {
     this.keySize = keySize;
     this.cap = initial;
     this.keys = new Uint8Array(initial * keySize);
-    this.vals = new Float64Array(initial * F);
-    this.seen = new Uint32Array(initial);
-    this.activeGen = new Uint32Array(initial);
     this.live = new Uint8Array(initial);
     this.index = new Int32Array(initial * 2);
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  begin(): void {
-    this.active = [];
+    this.onGrow = onGrow;
   }
 
   private hash(b: Uint8Array, off: number): number {
@@ -122,76 +112,39 @@ class DeltaTable {
     for (let n = 0; n < this.next; n++) if (this.live[n]) this.indexInsert(n);
   }
 
-  private grow(): void {
-    const cap = this.cap * 2;
-    const grown = <T extends Uint8Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T, per: number): T => {
-      const out = make(cap * per);
-      out.set(a);
-      return out;
-    };
-    this.keys = grown(this.keys, (n) => new Uint8Array(n), this.keySize);
-    this.vals = grown(this.vals, (n) => new Float64Array(n), F);
-    this.seen = grown(this.seen, (n) => new Uint32Array(n), 1);
-    this.activeGen = grown(this.activeGen, (n) => new Uint32Array(n), 1);
-    this.live = grown(this.live, (n) => new Uint8Array(n), 1);
-    this.cap = cap;
-    this.rebuildIndex(cap * 2);
-  }
-
-  private alloc(b: Uint8Array, off: number): number {
+  /** A new slot for the key at b[off..] (not present). */
+  add(b: Uint8Array, off: number): number {
     let n = this.free.pop();
     if (n === undefined) {
-      if (this.next >= this.cap) this.grow();
+      if (this.next >= this.cap) {
+        const cap = this.cap * 2;
+        this.keys = grown(this.keys, cap * this.keySize, (l) => new Uint8Array(l));
+        this.live = grown(this.live, cap, (l) => new Uint8Array(l));
+        this.cap = cap;
+        this.onGrow(cap);
+        this.rebuildIndex(cap * 2);
+      }
       n = this.next++;
     }
     this.keys.set(b.subarray(off, off + this.keySize), n * this.keySize);
-    this.vals.fill(0, n * F, n * F + F);
-    this.activeGen[n] = 0;
     this.live[n] = 1;
     this.count++;
     this.indexInsert(n);
     return n;
   }
 
-  /**
-   * Records the cumulative counters read for the key at keys[ko..]: request counters at values[vo + VAL_IN],
-   * response counters at values[vo + VAL_OUT] (u64 each: packets, L3 bytes, payload bytes); computes and keeps
-   * the deltas.
-   */
-  update(keys: Uint8Array, ko: number, gen: number, values: Buffer, vo: number, rx: number): void {
-    let n = this.find(keys, ko);
-    if (n < 0) n = this.alloc(keys, ko);
-    this.seen[n] = gen;
-    const o = n * F;
-    const v = this.vals;
-    const read = READ; // no allocation per entry
-    for (let i = 0; i < 3; i++) {
-      read[i] = u64(values, vo + VAL_IN + 8 * i);
-      read[3 + i] = u64(values, vo + VAL_OUT + 8 * i);
-    }
-    // counters went down: the LRU evicted and re-created the entry between two reads
-    let reset = false;
-    for (let d = 0; d < 2; d++) for (let i = 0; i < 3; i++) if ((read[d * 3 + i] as number) < (v[o + d * DIR + PREV + i] ?? 0)) reset = true;
-    let activeNow = false;
-    for (let d = 0; d < 2; d++) {
-      const base = o + d * DIR;
-      for (let i = 0; i < 3; i++) {
-        const cur = read[d * 3 + i] as number;
-        const delta = reset ? cur : cur - (v[base + PREV + i] ?? 0);
-        v[base + PREV + i] = cur;
-        v[base + D_P + i] = delta;
-        if (delta !== 0 && i !== 2) activeNow = true;
-      }
-    }
-    v[o + RX] = rx;
-    if (activeNow) {
-      this.activeGen[n] = gen;
-      this.active.push(n);
-    }
+  /** Frees a slot; the index forgets it at commit(). */
+  remove(slot: number): void {
+    this.live[slot] = 0;
+    this.free.push(slot);
+    this.count--;
+    this.removed = true;
   }
 
-  get(slot: number, field: number): number {
-    return this.vals[slot * F + field] ?? 0;
+  commit(): void {
+    if (!this.removed) return;
+    this.removed = false;
+    this.rebuildIndex(this.index.length);
   }
 
   /** The key bytes of a slot (a view, valid until the table grows). */
@@ -202,34 +155,106 @@ class DeltaTable {
   keyByte(slot: number, at: number): number {
     return this.keys[slot * this.keySize + at] ?? 0;
   }
+}
 
-  /** This window's deltas of one direction (REQ or RESP) of an active slot. */
-  counters(slot: number, dir: typeof REQ | typeof RESP): Counters {
-    return { packets: this.get(slot, dir + D_P), l3Bytes: this.get(slot, dir + D_L), payloadBytes: this.get(slot, dir + D_Y) };
+function grown<T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a: T, length: number, make: (n: number) => T): T {
+  const out = make(length);
+  out.set(a);
+  return out;
+}
+
+/**
+ * Connections or receiver indexes: the entries that belong to each (a reference count), this window's summed
+ * deltas, and, for connections, what decides their receiver index.
+ */
+class Groups {
+  readonly slots: KeySlots;
+  refs: Uint32Array;
+  sums: Float64Array;
+  activeGen: Uint32Array;
+  seenGen: Uint32Array;
+  /** connections only (else empty): the index a TCP connection's ENTRY_CONN entry holds (NaN = none) */
+  connRx: Float64Array;
+  /** connections only: the newest ENTRY_INDEX entry's creation time and index (NaN = no index entry) */
+  bestStamp: Float64Array;
+  bestRx: Float64Array;
+  /** groups with traffic in the current window */
+  active: number[] = [];
+
+  constructor(keySize: number, withRx: boolean, initial = 1024) {
+    const rxLen = (cap: number): number => (withRx ? cap : 0);
+    this.refs = new Uint32Array(initial);
+    this.sums = new Float64Array(initial * GF);
+    this.activeGen = new Uint32Array(initial);
+    this.seenGen = new Uint32Array(initial);
+    this.connRx = new Float64Array(rxLen(initial));
+    this.bestStamp = new Float64Array(rxLen(initial));
+    this.bestRx = new Float64Array(rxLen(initial));
+    this.slots = new KeySlots(keySize, initial, (cap) => {
+      this.refs = grown(this.refs, cap, (l) => new Uint32Array(l));
+      this.sums = grown(this.sums, cap * GF, (l) => new Float64Array(l));
+      this.activeGen = grown(this.activeGen, cap, (l) => new Uint32Array(l));
+      this.seenGen = grown(this.seenGen, cap, (l) => new Uint32Array(l));
+      this.connRx = grown(this.connRx, rxLen(cap), (l) => new Float64Array(l));
+      this.bestStamp = grown(this.bestStamp, rxLen(cap), (l) => new Float64Array(l));
+      this.bestRx = grown(this.bestRx, rxLen(cap), (l) => new Float64Array(l));
+    });
   }
 
-  /** Active slots, largest first (L3 bytes of both directions). */
-  byteOrder(): number[] {
-    const size = (s: number): number => this.get(s, REQ + D_L) + this.get(s, RESP + D_L);
-    return [...this.active].sort((a, b) => size(b) - size(a));
+  get size(): number {
+    return this.slots.count;
   }
 
-  /** Frees every slot not read in generation `gen` (evicted from the kernel map). */
-  sweep(gen: number): void {
-    let freed = 0;
-    for (let n = 0; n < this.next; n++) {
-      if (!this.live[n] || this.seen[n] === gen) continue;
-      this.live[n] = 0;
-      this.free.push(n);
-      this.count--;
-      freed++;
+  /** The group of the key at b[off..], created if new; counts one more entry in it. */
+  acquire(b: Uint8Array, off: number): number {
+    let g = this.slots.find(b, off);
+    if (g < 0) {
+      g = this.slots.add(b, off);
+      this.refs[g] = 0;
+      this.activeGen[g] = 0;
+      this.seenGen[g] = 0;
     }
-    if (freed > 0) this.rebuildIndex(this.index.length);
+    this.refs[g] = (this.refs[g] ?? 0) + 1;
+    return g;
+  }
+
+  /** One entry of the group is gone; the group too when it was its last. */
+  release(g: number): void {
+    const r = (this.refs[g] ?? 1) - 1;
+    this.refs[g] = r;
+    if (r === 0) this.slots.remove(g);
+  }
+
+  /** Adds an entry's deltas (`delta`: request packets, L3, payload bytes, then response) for window `gen`. */
+  add(g: number, gen: number, delta: Float64Array): void {
+    const o = g * GF;
+    if (this.activeGen[g] !== gen) {
+      this.activeGen[g] = gen;
+      this.sums.fill(0, o, o + GF);
+      this.active.push(g);
+    }
+    for (let i = 0; i < GF; i++) this.sums[o + i] = (this.sums[o + i] ?? 0) + (delta[i] ?? 0);
+  }
+
+  /** This window's summed deltas of one direction (0 = request, 3 = response) of an active group. */
+  counters(g: number, dir: 0 | 3): Counters {
+    const o = g * GF + dir;
+    return { packets: this.sums[o] ?? 0, l3Bytes: this.sums[o + 1] ?? 0, payloadBytes: this.sums[o + 2] ?? 0 };
+  }
+
+  /** Active groups, largest first (L3 bytes of both directions). */
+  byteOrder(): number[] {
+    const size = (g: number): number => (this.sums[g * GF + 1] ?? 0) + (this.sums[g * GF + 4] ?? 0);
+    return [...this.active].sort((a, b) => size(b) - size(a));
   }
 }
 
-/** The counters of the entry being read (scratch: DeltaTable.update runs synchronously). */
-const READ = new Float64Array(6);
+/** The counters of the entry being read and their deltas (scratch: addFlows runs synchronously). */
+const READ = new Float64Array(EF);
+const DELTA = new Float64Array(EF);
+/** Group keys being built (scratch). */
+const CONN_KEY = new Uint8Array(CONN_KEY_SIZE);
+const INDEX_KEY = new Uint8Array(INDEX_GROUP_KEY_SIZE);
 
 function zero(): Counters {
   return { packets: 0, l3Bytes: 0, payloadBytes: 0 };
@@ -269,8 +294,8 @@ export interface WindowFinish {
   endedAt: number;
   final: boolean;
   source: SourceInfo;
+  /** capacity of lpgw_flows, in entries (flows and indexes share it) */
   flowsCapacity: number;
-  indexesCapacity: number;
   /** cumulative lpgw_stats (matched, flow fail, index fail, unparsed) or null when unreadable */
   kernelStats: readonly number[] | null;
   errors: { read: number; write: number };
@@ -279,11 +304,18 @@ export interface WindowFinish {
 }
 
 export class WindowComputer {
-  private readonly flows = new DeltaTable(FLOW_KEY_SIZE);
-  private readonly indexes = new DeltaTable(INDEX_KEY_SIZE);
+  private readonly entries: KeySlots;
+  /** per entry: counters of the previous read (EF numbers), read generation, connection and index group (-1: none) */
+  private ev = new Float64Array(1024 * EF);
+  private seen = new Uint32Array(1024);
+  private conn = new Int32Array(1024);
+  private idx = new Int32Array(1024);
+  private readonly conns = new Groups(CONN_KEY_SIZE, true);
+  private readonly indexes = new Groups(INDEX_GROUP_KEY_SIZE, false);
   private gen = 0;
-  private flowEntries = 0;
-  private indexEntries = 0;
+  private entriesRead = 0;
+  private connsRead = 0;
+  private indexesRead = 0;
   private decodeErrors = 0;
   private prevStats: number[] = [0, 0, 0, 0];
   private readonly maxFlows: number;
@@ -292,79 +324,156 @@ export class WindowComputer {
   constructor(limits: WindowLimits = {}) {
     this.maxFlows = limits.maxFlowsPerWindow ?? 1000;
     this.maxIndexes = limits.maxIndexesPerWindow ?? 1000;
+    this.entries = new KeySlots(FLOW_KEY_SIZE, 1024, (cap) => {
+      this.ev = grown(this.ev, cap * EF, (l) => new Float64Array(l));
+      this.seen = grown(this.seen, cap, (l) => new Uint32Array(l));
+      this.conn = grown(this.conn, cap, (l) => new Int32Array(l));
+      this.idx = grown(this.idx, cap, (l) => new Int32Array(l));
+    });
   }
 
-  /** Number of remembered entries (flows, indexes): the memory the reader path holds between windows. */
-  get remembered(): { flows: number; indexes: number } {
-    return { flows: this.flows.size, indexes: this.indexes.size };
+  /** What the reader path holds between windows: kernel entries, connections and indexes remembered. */
+  get remembered(): { entries: number; flows: number; indexes: number } {
+    return { entries: this.entries.count, flows: this.conns.size, indexes: this.indexes.size };
   }
 
   begin(): void {
     this.gen = (this.gen + 1) >>> 0 || 1;
-    this.flows.begin();
-    this.indexes.begin();
-    this.flowEntries = 0;
-    this.indexEntries = 0;
+    this.conns.active = [];
+    this.indexes.active = [];
+    this.entriesRead = 0;
+    this.connsRead = 0;
+    this.indexesRead = 0;
     this.decodeErrors = 0;
   }
 
-  /** Consumes one chunk of lpgw_flows (keys 40 B, values 56 B: request and response counters, index, flags). */
+  /** A slot for a new entry, joined to its connection and (ENTRY_INDEX) its index. */
+  private addEntry(keys: Buffer, ko: number): number {
+    const n = this.entries.add(keys, ko);
+    this.ev.fill(0, n * EF, n * EF + EF);
+    CONN_KEY.set(keys.subarray(ko, ko + CONN_KEY_SIZE));
+    CONN_KEY[KEY_KIND] = 0;
+    this.conn[n] = this.conns.acquire(CONN_KEY, 0);
+    if (keys[ko + KEY_KIND] === EntryKind.INDEX) {
+      INDEX_KEY.set(keys.subarray(ko + KEY_RX, ko + KEY_RX + 4));
+      INDEX_KEY[4] = keys[ko + KEY_PROTO] ?? 0;
+      this.idx[n] = this.indexes.acquire(INDEX_KEY, 0);
+    } else {
+      this.idx[n] = -1;
+    }
+    return n;
+  }
+
+  /**
+   * Consumes one chunk of lpgw_flows (keys 44 B: connection, kind, receiver index; values 64 B: request and
+   * response counters, created_ns, receiver index and flags).
+   */
   addFlows(keys: Buffer, values: Buffer, count: number): void {
+    const gen = this.gen;
     for (let i = 0; i < count; i++) {
       const ko = i * FLOW_KEY_SIZE;
       const vo = i * FLOW_VAL_SIZE;
-      const family = keys[ko + 38];
-      const proto = keys[ko + 36];
-      if (keys[ko + 37] !== 0 || (family !== 4 && family !== 6) || (proto !== 6 && proto !== 17)) {
+      if (!validEntryKey(keys, ko)) {
         this.decodeErrors++;
         continue;
       }
-      this.flowEntries++;
-      const rx = values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN ? values.readUInt32LE(vo + FLOW_VAL_RX) : NaN;
-      this.flows.update(keys, ko, this.gen, values, vo, rx);
+      this.entriesRead++;
+      let n = this.entries.find(keys, ko);
+      if (n < 0) n = this.addEntry(keys, ko);
+      this.seen[n] = gen;
+
+      // Deltas; counters that went down: the LRU evicted and re-created the entry between two reads, so the
+      // delta is the whole value.
+      const o = n * EF;
+      const prev = this.ev;
+      for (let j = 0; j < 3; j++) {
+        READ[j] = u64(values, vo + VAL_IN + 8 * j);
+        READ[3 + j] = u64(values, vo + VAL_OUT + 8 * j);
+      }
+      let reset = false;
+      for (let j = 0; j < EF; j++) if ((READ[j] as number) < (prev[o + j] ?? 0)) reset = true;
+      let active = false;
+      for (let j = 0; j < EF; j++) {
+        const cur = READ[j] as number;
+        const delta = reset ? cur : cur - (prev[o + j] ?? 0);
+        prev[o + j] = cur;
+        DELTA[j] = delta;
+        if (delta !== 0 && j !== 2 && j !== 5) active = true;
+      }
+
+      // The connection's receiver index: its TCP ENTRY_CONN entry's, else its newest ENTRY_INDEX entry's (the
+      // one created last).
+      const c = this.conn[n] ?? 0;
+      const cs = this.conns;
+      if (cs.seenGen[c] !== gen) {
+        cs.seenGen[c] = gen;
+        cs.connRx[c] = NaN;
+        cs.bestStamp[c] = -1;
+        cs.bestRx[c] = NaN;
+        this.connsRead++;
+      }
+      const g = this.idx[n] ?? -1;
+      if (g < 0) {
+        if (values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN) cs.connRx[c] = values.readUInt32LE(vo + FLOW_VAL_RX);
+      } else {
+        const stamp = u64(values, vo + FLOW_VAL_CREATED);
+        if (stamp >= (cs.bestStamp[c] ?? -1)) {
+          cs.bestStamp[c] = stamp;
+          cs.bestRx[c] = keys.readUInt32LE(ko + KEY_RX);
+        }
+        if (this.indexes.seenGen[g] !== gen) {
+          this.indexes.seenGen[g] = gen;
+          this.indexesRead++;
+        }
+      }
+      if (active) {
+        cs.add(c, gen, DELTA);
+        if (g >= 0) this.indexes.add(g, gen, DELTA);
+      }
     }
   }
 
-  /** Consumes one chunk of lpgw_indexes (keys 8 B, values 48 B: request and response counters). */
-  addIndexes(keys: Buffer, values: Buffer, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const ko = i * INDEX_KEY_SIZE;
-      const vo = i * INDEX_VAL_SIZE;
-      if (!decodeIndexKey(keys, ko)) {
-        this.decodeErrors++;
-        continue;
-      }
-      this.indexEntries++;
-      this.indexes.update(keys, ko, this.gen, values, vo, NaN);
+  /** Frees every entry not read in this generation (evicted from the kernel map), and groups left empty. */
+  private sweep(): void {
+    const e = this.entries;
+    for (let n = 0; n < e.next; n++) {
+      if (!e.live[n] || this.seen[n] === this.gen) continue;
+      e.remove(n);
+      this.conns.release(this.conn[n] ?? 0);
+      const g = this.idx[n] ?? -1;
+      if (g >= 0) this.indexes.release(g);
     }
+    e.commit();
+    this.conns.slots.commit();
+    this.indexes.slots.commit();
   }
 
   /** Builds the snapshot and forgets entries that were not in this read (evicted). */
   finish(f: WindowFinish): WindowSnapshot {
-    const gen = this.gen;
-    const ft = this.flows;
-    // Totals over every active flow entry, whatever the listing limit.
+    const cs = this.conns;
+    // Totals over every active connection, whatever the listing limit.
     const req = zero();
     const resp = zero();
     const byProto = { tcp: { req: zero(), resp: zero() }, udp: { req: zero(), resp: zero() } };
-    for (const s of ft.active) {
-      const p = byProto[protoName(ft.keyByte(s, 36))];
-      const rq = ft.counters(s, REQ);
-      const rs = ft.counters(s, RESP);
+    for (const c of cs.active) {
+      const p = byProto[protoName(cs.slots.keyByte(c, KEY_PROTO))];
+      const rq = cs.counters(c, 0);
+      const rs = cs.counters(c, 3);
       addTo(req, rq);
       addTo(p.req, rq);
       addTo(resp, rs);
       addTo(p.resp, rs);
     }
 
-    const flowSlots = ft.byteOrder();
+    const flowSlots = cs.byteOrder();
     const flows: FlowWindow[] = [];
-    for (const slot of flowSlots.slice(0, this.maxFlows)) {
-      const k = decodeFlowKey(ft.keyBytes(slot), 0);
+    for (const c of flowSlots.slice(0, this.maxFlows)) {
+      const k = decodeFlowKey(cs.slots.keyBytes(c), 0);
       if (!k) continue; // validated in addFlows
-      const rq = ft.counters(slot, REQ);
-      const rs = ft.counters(slot, RESP);
-      const rx = ft.get(slot, RX);
+      const rq = cs.counters(c, 0);
+      const rs = cs.counters(c, 3);
+      const connRx = cs.connRx[c] ?? NaN;
+      const rx = Number.isNaN(connRx) ? (cs.bestRx[c] ?? NaN) : connRx;
       flows.push({
         proto: protoName(k.proto),
         family: k.family,
@@ -380,17 +489,16 @@ export class WindowComputer {
       });
     }
 
-    const it = this.indexes;
-    const indexSlots = it.byteOrder();
+    const is = this.indexes;
+    const indexSlots = is.byteOrder();
     const indexes: IndexWindow[] = [];
-    for (const slot of indexSlots.slice(0, this.maxIndexes)) {
-      const k = decodeIndexKey(it.keyBytes(slot), 0);
-      if (!k) continue;
-      const rq = it.counters(slot, REQ);
-      const rs = it.counters(slot, RESP);
+    for (const g of indexSlots.slice(0, this.maxIndexes)) {
+      const key = is.slots.keyBytes(g);
+      const rq = is.counters(g, 0);
+      const rs = is.counters(g, 3);
       indexes.push({
-        receiver_index: k.receiverIndex,
-        proto: protoName(k.proto),
+        receiver_index: key.readUInt32LE(0),
+        proto: protoName(key[4] ?? 0),
         request: json(rq),
         response: json(rs),
         amplification: ratio(rs.payloadBytes, rq.payloadBytes),
@@ -398,10 +506,7 @@ export class WindowComputer {
       });
     }
 
-    if (f.complete) {
-      ft.sweep(gen);
-      it.sweep(gen);
-    }
+    if (f.complete) this.sweep();
 
     let kernel = { matched_packets: 0, flow_insert_failures: 0, index_insert_failures: 0, unparsed_packets: 0 };
     if (f.kernelStats) {
@@ -430,7 +535,7 @@ export class WindowComputer {
       indexes,
       indexes_truncated: Math.max(0, indexSlots.length - this.maxIndexes),
       kernel,
-      map: { flows_entries: this.flowEntries, flows_capacity: f.flowsCapacity, indexes_entries: this.indexEntries, indexes_capacity: f.indexesCapacity },
+      map: { flows_entries: this.connsRead, flows_capacity: f.flowsCapacity, indexes_entries: this.indexesRead, indexes_capacity: f.flowsCapacity, entries: this.entriesRead },
       errors: { read: f.errors.read, decode: this.decodeErrors, write: f.errors.write },
     };
   }

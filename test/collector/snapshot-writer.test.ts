@@ -23,7 +23,6 @@ function snap(seq: number): WindowSnapshot {
     final: false,
     source: { iface: 'lo', ifindex: 1, hooks: ['ingress'], attach_mode: 'tcx', watched_ports: [1], pid: 1 },
     flowsCapacity: 1,
-    indexesCapacity: 1,
     kernelStats: null,
     errors: { read: 0, write: 0 },
     complete: true,

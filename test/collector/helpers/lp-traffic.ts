@@ -185,6 +185,18 @@ function norm(addr: string): string {
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
+/** A UDP flow's receiver index: its newest, the one whose first datagram came last. */
+function newestIndex(datagrams: readonly { index: number }[]): number {
+  const seen = new Set<number>();
+  let newest = 0;
+  for (const d of datagrams) {
+    if (seen.has(d.index)) continue;
+    seen.add(d.index);
+    newest = d.index;
+  }
+  return newest;
+}
+
 export function expectedFlows(plan: TrafficPlan, report: readonly SocketReport[]): FlowExpectation[] {
   return report.map((r) => {
     const ip = r.family === 4 ? 20 : 40;
@@ -197,7 +209,7 @@ export function expectedFlows(plan: TrafficPlan, report: readonly SocketReport[]
         key: flowKey('udp', norm(r.serverAddr), r.serverPort, norm(r.clientAddr), r.clientPort),
         proto: 'udp',
         family: r.family,
-        receiver_index: p.datagrams[n - 1]?.index ?? 0,
+        receiver_index: newestIndex(p.datagrams),
         request: { packets: n, l3_bytes: req + n * (8 + ip), payload_bytes: req },
         response: { packets: n, l3_bytes: resp + n * (8 + ip), payload_bytes: resp },
         dataPackets: { request: n, response: n },
