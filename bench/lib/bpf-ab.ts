@@ -2,7 +2,8 @@
  * The collector program's own cost per packet, measured exactly and without the rest of the machine
  * (root): BPF_PROG_TEST_RUN runs the loaded program on synthetic frames — UDP handshakes as a load generator
  * on loopback makes them: a fresh client port per handshake, four requests to the watched port and four
- * responses from it, each carrying the handshake's receiver index — and the kernel reports each run's time.
+ * responses from it, the first request (the ClientHello) carrying receiver index 0 and all others the handshake's
+ * index — and the kernel reports each run's time.
  * Several builds (each tree's bpf/collector.bpf.o, loaded with that tree's loader) run alternately in chunks,
  * more handshakes than the maps hold, so inserts and LRU evictions are in the figure as they are under load.
  *   node --import tsx bench/lib/bpf-ab.ts <tree> [<tree> ...]   (env BPF_AB_HANDSHAKES, BPF_AB_CHUNKS)
@@ -101,8 +102,8 @@ export async function bpfTestRun(trees: readonly string[], handshakes: number, c
           const clientPort = 1024 + (h % 60000);
           const client = 2 + Math.floor(h / 60000);
           const index = (h * 2654435761) >>> 0 || 1;
-          for (const [req, resp] of sizes) {
-            ns[li] = (ns[li] ?? 0) + testRun(sys, l.progFd, frame(client, true, clientPort, index, req), attr);
+          for (const [n, [req, resp]] of sizes.entries()) {
+            ns[li] = (ns[li] ?? 0) + testRun(sys, l.progFd, frame(client, true, clientPort, n === 0 ? 0 : index, req), attr);
             ns[li] = (ns[li] ?? 0) + testRun(sys, l.progFd, frame(client, false, clientPort, index, resp), attr);
             packets[li] = (packets[li] ?? 0) + 2;
           }

@@ -102,7 +102,7 @@ export async function collectorSection(): Promise<string> {
     unit: '%',
     detail: `${fmt(bpfUs, 2)} µs vs ${fmt(gwUs)} µs per handshake (BPF run-time statistics)`,
     section: 'Collector overhead',
-    bound: `the program's map work for a new connection: with a fresh client socket per handshake each one inserts a flow and a receiver index into LRU hash maps; ${fmt(nsPerRun)} ns per packet here against ${fmt(synthetic?.nsPerPacket ?? NaN)} ns with hot caches (BPF_PROG_TEST_RUN)`,
+    bound: `the program's map work for a new connection: with a fresh client socket per handshake each one inserts two (connection, receiver index) entries into an LRU hash map and looks one up per datagram; ${fmt(nsPerRun)} ns per packet here against ${fmt(synthetic?.nsPerPacket ?? NaN)} ns with hot caches (BPF_PROG_TEST_RUN)`,
   });
   return `## Collector overhead (root; gateway with and without \`--collector\`, alternating, ${w.length} rounds each)
 
@@ -119,14 +119,15 @@ In-kernel cost, measured exactly with BPF run-time statistics during the with-co
 ran ${fmt(runsPerHs, 1)} times per handshake at ${fmt(nsPerRun)} ns per run, ${fmt(bpfUs, 2)} µs per handshake = **${pct(share)} of the gateway's
 CPU per handshake** (${fmt(gwUs)} µs; target ≤ 1 % → ${share <= COLLECTOR_SHARE_TARGET ? 'met' : `**missed by ${pct(share - COLLECTOR_SHARE_TARGET)}**`}; medians of the rounds: ${shares.map((s) => pct(s)).join(', ')}).
 On synthetic handshakes with hot caches (BPF_PROG_TEST_RUN on the same object: 4 requests and 4 responses
-per handshake, each a new flow and receiver index, ${fmt(synthetic?.packets ?? 0)} packets, more than the maps hold) it runs
+per handshake, each a new connection and receiver index, the ClientHello with index 0, ${fmt(synthetic?.packets ?? 0)} packets, more than the map holds) it runs
 ${fmt(synthetic?.nsPerPacket ?? NaN)} ns per packet, ${fmt((synthetic?.nsPerHandshake ?? NaN) / 1000, 2)} µs per handshake: the same object doing the same work costs ${fmt(nsPerRun / (synthetic?.nsPerPacket ?? NaN), 1)}× as much
 next to a loaded gateway and load generator on these two cores (colder caches, and whatever else runs on them).
 
-What it costs: every load attempt opens a fresh UDP socket, so each handshake is a new connection — one LRU-hash
-insert into the flow map and one into the receiver-index map (one entry each counts both directions; before
-issue 17 each direction had its own, two inserts each) — the program's most expensive path; established flows
-only look up and add (real clients keep their socket). Its cost per handshake is fixed, so a cheaper
+What it costs: every load attempt opens a fresh UDP socket, so each handshake is a new connection — two LRU-hash
+inserts into the one map, one entry per (connection, receiver index): index 0 for the ClientHello, the session's
+index for the rest — the program's most expensive path; every other datagram is one lookup and three adds
+(real clients keep their socket). Before issue 17 each direction had its own entries, then one entry per
+connection and another per index (a lookup in each per datagram). Its cost per handshake is fixed, so a cheaper
 handshake makes the same nanoseconds a larger share. The collector's user-space part (window reads, NDJSON)
 runs in the gateway process every window and is inside the ratios above, whose round-to-round spread is larger
 than the effect. Tried and measured before: per-CPU LRU lists (\`BPF_F_NO_COMMON_LRU\`) were 15–20 % slower per
