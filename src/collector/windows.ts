@@ -3,8 +3,8 @@
  *
  * The kernel keeps one entry per (connection, receiver index) in lpgw_flows, each counting both directions, and
  * only ever grows the counters (layout.ts). Each window reads every entry and subtracts the values seen at the
- * previous read; an entry whose counters went down was evicted and re-created by the LRU in between: its delta
- * is its whole value. A flow's deltas are the sum of its connection's entries, an index's the sum of the
+ * previous read; an entry with another created_ns, or whose counters went down, was evicted and created again in
+ * between: its delta is its whole value. A flow's deltas are the sum of its connection's entries, an index's the sum of the
  * ENTRY_INDEX entries with that (index, protocol); every packet is in exactly one entry, so nothing is counted
  * twice. Entries absent from a complete read were evicted: their slots are freed, and a connection or index
  * with no entry left is forgotten. Malformed keys are counted and skipped, never thrown.
@@ -44,8 +44,11 @@ import {
 } from './schema.js';
 
 // Per-entry numbers: the cumulative counters of the previous read, request packets, L3, payload bytes at 0..2,
-// response at 3..5; per-group sums of this window's deltas in the same order.
+// response at 3..5 (EF of them), then the entry's created_ns (EP numbers in all); per-group sums of this window's
+// deltas in the counters' order.
 const EF = 6;
+const E_CREATED = EF;
+const EP = EF + 1;
 const GF = 6;
 /** An index group's key: receiver index (u32 LE), protocol, three zero bytes. */
 const INDEX_GROUP_KEY_SIZE = 8;
@@ -305,8 +308,8 @@ export interface WindowFinish {
 
 export class WindowComputer {
   private readonly entries: KeySlots;
-  /** per entry: counters of the previous read (EF numbers), read generation, connection and index group (-1: none) */
-  private ev = new Float64Array(1024 * EF);
+  /** per entry: counters and created_ns of the previous read (EP numbers), read generation, connection and index group (-1: none) */
+  private ev = new Float64Array(1024 * EP);
   private seen = new Uint32Array(1024);
   private conn = new Int32Array(1024);
   private idx = new Int32Array(1024);
@@ -325,7 +328,7 @@ export class WindowComputer {
     this.maxFlows = limits.maxFlowsPerWindow ?? 1000;
     this.maxIndexes = limits.maxIndexesPerWindow ?? 1000;
     this.entries = new KeySlots(FLOW_KEY_SIZE, 1024, (cap) => {
-      this.ev = grown(this.ev, cap * EF, (l) => new Float64Array(l));
+      this.ev = grown(this.ev, cap * EP, (l) => new Float64Array(l));
       this.seen = grown(this.seen, cap, (l) => new Uint32Array(l));
       this.conn = grown(this.conn, cap, (l) => new Int32Array(l));
       this.idx = grown(this.idx, cap, (l) => new Int32Array(l));
@@ -350,7 +353,7 @@ export class WindowComputer {
   /** A slot for a new entry, joined to its connection and (ENTRY_INDEX) its index. */
   private addEntry(keys: Buffer, ko: number): number {
     const n = this.entries.add(keys, ko);
-    this.ev.fill(0, n * EF, n * EF + EF);
+    this.ev.fill(0, n * EP, n * EP + EP);
     CONN_KEY.set(keys.subarray(ko, ko + CONN_KEY_SIZE));
     CONN_KEY[KEY_KIND] = 0;
     this.conn[n] = this.conns.acquire(CONN_KEY, 0);
@@ -382,15 +385,17 @@ export class WindowComputer {
       if (n < 0) n = this.addEntry(keys, ko);
       this.seen[n] = gen;
 
-      // Deltas; counters that went down: the LRU evicted and re-created the entry between two reads, so the
-      // delta is the whole value.
-      const o = n * EF;
+      // Deltas. An entry created anew (another created_ns, or counters that went down) was evicted by the LRU and
+      // made again between two reads: its delta is its whole value.
+      const o = n * EP;
       const prev = this.ev;
       for (let j = 0; j < 3; j++) {
         READ[j] = u64(values, vo + VAL_IN + 8 * j);
         READ[3 + j] = u64(values, vo + VAL_OUT + 8 * j);
       }
-      let reset = false;
+      const created = u64(values, vo + FLOW_VAL_CREATED);
+      let reset = created !== prev[o + E_CREATED];
+      prev[o + E_CREATED] = created;
       for (let j = 0; j < EF; j++) if ((READ[j] as number) < (prev[o + j] ?? 0)) reset = true;
       let active = false;
       for (let j = 0; j < EF; j++) {
@@ -416,9 +421,8 @@ export class WindowComputer {
       if (g < 0) {
         if (values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN) cs.connRx[c] = values.readUInt32LE(vo + FLOW_VAL_RX);
       } else {
-        const stamp = u64(values, vo + FLOW_VAL_CREATED);
-        if (stamp >= (cs.bestStamp[c] ?? -1)) {
-          cs.bestStamp[c] = stamp;
+        if (created >= (cs.bestStamp[c] ?? -1)) {
+          cs.bestStamp[c] = created;
           cs.bestRx[c] = keys.readUInt32LE(ko + KEY_RX);
         }
         if (this.indexes.seenGen[g] !== gen) {

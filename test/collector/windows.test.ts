@@ -200,6 +200,16 @@ test('later windows report deltas; idle flows are omitted; LRU re-creation count
   assert.deepEqual(s5.flows[0]?.request, { packets: 5, l3_bytes: 500, payload_bytes: 400 });
 });
 
+test('an entry created again between two reads counts whole, also when its counters grew past the old ones', () => {
+  const w = new WindowComputer();
+  const e = { key: k(Direction.IN), packets: 3, l3: 300, payload: 200, index: 1, created: 100 };
+  run(w, [e], 1);
+  const s2 = run(w, [{ ...e, packets: 5, l3: 500, payload: 400, created: 200 }], 2);
+  assert.deepEqual(s2.flows[0]?.request, { packets: 5, l3_bytes: 500, payload_bytes: 400 });
+  const s3 = run(w, [{ ...e, packets: 6, l3: 600, payload: 480, created: 200 }], 3);
+  assert.deepEqual(s3.flows[0]?.request, { packets: 1, l3_bytes: 100, payload_bytes: 80 });
+});
+
 test('entries missing from a complete read are forgotten; from an incomplete read they are kept', () => {
   const w = new WindowComputer();
   const e = (port: number, index: number) => ({ key: k(Direction.IN, port), packets: 3, l3: 300, payload: 200, index });
