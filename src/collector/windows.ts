@@ -9,9 +9,9 @@
  * twice. Entries absent from a complete read were evicted: their slots are freed, and a connection or index
  * with no entry left is forgotten. Malformed keys are counted and skipped, never thrown.
  *
- * Everything lives in typed arrays behind hash indexes over the raw key bytes, so reading an entry allocates
+ * Everything lives in paged typed arrays behind hash indexes over the raw key bytes, so reading an entry allocates
  * nothing: 65,536 entries that are each their own connection and index (the most a full default map holds) are
- * ~20 MB of arrays (bench/collector.bench.ts).
+ * ~24 MB of arrays (bench/collector.bench.ts).
  */
 import {
   CONN_KEY_SIZE,
@@ -43,42 +43,86 @@ import {
   type WindowSnapshot,
 } from './schema.js';
 
-// Per-entry numbers: the cumulative counters of the previous read, request packets, L3, payload bytes at 0..2,
-// response at 3..5 (EF of them), then the entry's created_ns (EP numbers in all); per-group sums of this window's
-// deltas in the counters' order.
+// Per-entry numbers: the cumulative counters of the previous read (request packets, L3, payload bytes at 0..2,
+// response at 3..5), the entry's created_ns at that read, the generation of its last read, and its connection's
+// and (ENTRY_INDEX) index's group slots (-1: none).
 const EF = 6;
 const E_CREATED = EF;
-const EP = EF + 1;
-const GF = 6;
+const E_SEEN = EF + 1;
+const E_CONN = EF + 2;
+const E_IDX = EF + 3;
+const E_WIDTH = EF + 4;
+// Per-group numbers: entries in the group, the generation it was last active / read in, this window's summed
+// deltas (in the counters' order); connections also: the index its TCP ENTRY_CONN entry holds (NaN = none), and
+// its newest ENTRY_INDEX entry's created_ns and index (NaN = none).
+const G_REFS = 0;
+const G_ACTIVE = 1;
+const G_SEEN = 2;
+const G_SUMS = 3;
+const G_WIDTH = G_SUMS + 6;
+const G_CONN_RX = G_WIDTH;
+const G_BEST_STAMP = G_WIDTH + 1;
+const G_BEST_RX = G_WIDTH + 2;
+const G_CONN_WIDTH = G_WIDTH + 3;
 /** An index group's key: receiver index (u32 LE), protocol, three zero bytes. */
 const INDEX_GROUP_KEY_SIZE = 8;
 
+const PAGE_BITS = 12;
+const PAGE = 1 << PAGE_BITS;
+const PAGE_MASK = PAGE - 1;
+
 /**
- * Raw keys → slots: the key bytes in one Uint8Array and an open-addressing hash index over them (FNV-1a, linear
- * probing). Freed slots are reused; the index is rebuilt after removals (commit()). Owners keep their per-slot
- * numbers in arrays of their own and grow them in `onGrow`.
+ * Raw keys → slots, each slot with `width` numbers. Keys, liveness and numbers live in pages of 4,096 slots, so
+ * growing adds a page and copies nothing: arrays doubled and copied left their predecessors as garbage that the
+ * allocator kept (with 65,536 entries, RSS grew 20 MB more than the arrays held). An open-addressing hash index
+ * over the key bytes (FNV-1a, linear probing) finds a key's slot. Freed slots are reused; the index is rebuilt in
+ * place after removals (commit()).
  */
-class KeySlots {
+class KeyTable {
   readonly keySize: number;
-  cap: number;
-  keys: Uint8Array;
-  live: Uint8Array;
-  /** hash index: slot + 1, 0 = empty; size is a power of two ≥ 2 × cap */
-  private index: Int32Array;
+  readonly width: number;
+  private readonly keyPages: Uint8Array[] = [];
+  private readonly numPages: Float64Array[] = [];
+  private readonly livePages: Uint8Array[] = [];
+  /** hash index: slot + 1, 0 = empty; its size is a power of two ≥ 2 × the slots the pages hold */
+  private index = new Int32Array(2 * PAGE);
   private free: number[] = [];
   /** slots ever handed out: every live slot is below it */
   next = 0;
   count = 0;
   private removed = false;
-  private readonly onGrow: (cap: number) => void;
 
-  constructor(keySize: number, initial: number, onGrow: (cap: number) => void) {
+  constructor(keySize: number, width: number) {
     this.keySize = keySize;
-    this.cap = initial;
-    this.keys = new Uint8Array(initial * keySize);
-    this.live = new Uint8Array(initial);
-    this.index = new Int32Array(initial * 2);
-    this.onGrow = onGrow;
+    this.width = width;
+    this.addPage();
+  }
+
+  private addPage(): void {
+    this.keyPages.push(new Uint8Array(PAGE * this.keySize));
+    this.numPages.push(new Float64Array(PAGE * this.width));
+    this.livePages.push(new Uint8Array(PAGE));
+  }
+
+  /** The page holding a slot's numbers; they start at numBase(slot). */
+  nums(slot: number): Float64Array {
+    return this.numPages[slot >>> PAGE_BITS] as Float64Array;
+  }
+
+  numBase(slot: number): number {
+    return (slot & PAGE_MASK) * this.width;
+  }
+
+  get(slot: number, field: number): number {
+    return this.nums(slot)[this.numBase(slot) + field] as number;
+  }
+
+  set(slot: number, field: number, v: number): void {
+    this.nums(slot)[this.numBase(slot) + field] = v;
+  }
+
+  isLive(slot: number): boolean {
+    return (this.livePages[slot >>> PAGE_BITS] as Uint8Array)[slot & PAGE_MASK] === 1;
   }
 
   private hash(b: Uint8Array, off: number): number {
@@ -88,8 +132,9 @@ class KeySlots {
   }
 
   private equals(slot: number, b: Uint8Array, off: number): boolean {
-    const base = slot * this.keySize;
-    for (let i = 0; i < this.keySize; i++) if (this.keys[base + i] !== b[off + i]) return false;
+    const page = this.keyPages[slot >>> PAGE_BITS] as Uint8Array;
+    const base = (slot & PAGE_MASK) * this.keySize;
+    for (let i = 0; i < this.keySize; i++) if (page[base + i] !== b[off + i]) return false;
     return true;
   }
 
@@ -105,32 +150,32 @@ class KeySlots {
 
   private indexInsert(slot: number): void {
     const mask = this.index.length - 1;
-    let h = this.hash(this.keys, slot * this.keySize) & mask;
+    let h = this.hash(this.keyPages[slot >>> PAGE_BITS] as Uint8Array, (slot & PAGE_MASK) * this.keySize) & mask;
     while ((this.index[h] ?? 0) !== 0) h = (h + 1) & mask;
     this.index[h] = slot + 1;
   }
 
   private rebuildIndex(size: number): void {
-    this.index = new Int32Array(size);
-    for (let n = 0; n < this.next; n++) if (this.live[n]) this.indexInsert(n);
+    if (size === this.index.length) this.index.fill(0);
+    else this.index = new Int32Array(size);
+    for (let n = 0; n < this.next; n++) if (this.isLive(n)) this.indexInsert(n);
   }
 
-  /** A new slot for the key at b[off..] (not present). */
+  /** A new slot, its numbers zero, for the key at b[off..] (not present). */
   add(b: Uint8Array, off: number): number {
     let n = this.free.pop();
     if (n === undefined) {
-      if (this.next >= this.cap) {
-        const cap = this.cap * 2;
-        this.keys = grown(this.keys, cap * this.keySize, (l) => new Uint8Array(l));
-        this.live = grown(this.live, cap, (l) => new Uint8Array(l));
-        this.cap = cap;
-        this.onGrow(cap);
-        this.rebuildIndex(cap * 2);
-      }
       n = this.next++;
+      if (n >= this.keyPages.length * PAGE) {
+        this.addPage();
+        if (this.index.length < 2 * this.keyPages.length * PAGE) this.rebuildIndex(this.index.length * 2);
+      }
     }
-    this.keys.set(b.subarray(off, off + this.keySize), n * this.keySize);
-    this.live[n] = 1;
+    const page = this.keyPages[n >>> PAGE_BITS] as Uint8Array;
+    const base = (n & PAGE_MASK) * this.keySize;
+    for (let i = 0; i < this.keySize; i++) page[base + i] = b[off + i] as number; // no subarray object per entry
+    this.nums(n).fill(0, this.numBase(n), this.numBase(n) + this.width);
+    (this.livePages[n >>> PAGE_BITS] as Uint8Array)[n & PAGE_MASK] = 1;
     this.count++;
     this.indexInsert(n);
     return n;
@@ -138,7 +183,7 @@ class KeySlots {
 
   /** Frees a slot; the index forgets it at commit(). */
   remove(slot: number): void {
-    this.live[slot] = 0;
+    (this.livePages[slot >>> PAGE_BITS] as Uint8Array)[slot & PAGE_MASK] = 0;
     this.free.push(slot);
     this.count--;
     this.removed = true;
@@ -150,20 +195,15 @@ class KeySlots {
     this.rebuildIndex(this.index.length);
   }
 
-  /** The key bytes of a slot (a view, valid until the table grows). */
+  /** The key bytes of a slot (a view into its page). */
   keyBytes(slot: number): Buffer {
-    return Buffer.from(this.keys.buffer, this.keys.byteOffset + slot * this.keySize, this.keySize);
+    const page = this.keyPages[slot >>> PAGE_BITS] as Uint8Array;
+    return Buffer.from(page.buffer, page.byteOffset + (slot & PAGE_MASK) * this.keySize, this.keySize);
   }
 
   keyByte(slot: number, at: number): number {
-    return this.keys[slot * this.keySize + at] ?? 0;
+    return (this.keyPages[slot >>> PAGE_BITS] as Uint8Array)[(slot & PAGE_MASK) * this.keySize + at] ?? 0;
   }
-}
-
-function grown<T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a: T, length: number, make: (n: number) => T): T {
-  const out = make(length);
-  out.set(a);
-  return out;
 }
 
 /**
@@ -171,84 +211,75 @@ function grown<T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a
  * deltas, and, for connections, what decides their receiver index.
  */
 class Groups {
-  readonly slots: KeySlots;
-  refs: Uint32Array;
-  sums: Float64Array;
-  activeGen: Uint32Array;
-  seenGen: Uint32Array;
-  /** connections only (else empty): the index a TCP connection's ENTRY_CONN entry holds (NaN = none) */
-  connRx: Float64Array;
-  /** connections only: the newest ENTRY_INDEX entry's creation time and index (NaN = no index entry) */
-  bestStamp: Float64Array;
-  bestRx: Float64Array;
+  readonly table: KeyTable;
   /** groups with traffic in the current window */
   active: number[] = [];
 
-  constructor(keySize: number, withRx: boolean, initial = 1024) {
-    const rxLen = (cap: number): number => (withRx ? cap : 0);
-    this.refs = new Uint32Array(initial);
-    this.sums = new Float64Array(initial * GF);
-    this.activeGen = new Uint32Array(initial);
-    this.seenGen = new Uint32Array(initial);
-    this.connRx = new Float64Array(rxLen(initial));
-    this.bestStamp = new Float64Array(rxLen(initial));
-    this.bestRx = new Float64Array(rxLen(initial));
-    this.slots = new KeySlots(keySize, initial, (cap) => {
-      this.refs = grown(this.refs, cap, (l) => new Uint32Array(l));
-      this.sums = grown(this.sums, cap * GF, (l) => new Float64Array(l));
-      this.activeGen = grown(this.activeGen, cap, (l) => new Uint32Array(l));
-      this.seenGen = grown(this.seenGen, cap, (l) => new Uint32Array(l));
-      this.connRx = grown(this.connRx, rxLen(cap), (l) => new Float64Array(l));
-      this.bestStamp = grown(this.bestStamp, rxLen(cap), (l) => new Float64Array(l));
-      this.bestRx = grown(this.bestRx, rxLen(cap), (l) => new Float64Array(l));
-    });
+  constructor(keySize: number, width: number) {
+    this.table = new KeyTable(keySize, width);
   }
 
   get size(): number {
-    return this.slots.count;
+    return this.table.count;
   }
 
   /** The group of the key at b[off..], created if new; counts one more entry in it. */
   acquire(b: Uint8Array, off: number): number {
-    let g = this.slots.find(b, off);
-    if (g < 0) {
-      g = this.slots.add(b, off);
-      this.refs[g] = 0;
-      this.activeGen[g] = 0;
-      this.seenGen[g] = 0;
-    }
-    this.refs[g] = (this.refs[g] ?? 0) + 1;
+    let g = this.table.find(b, off);
+    if (g < 0) g = this.table.add(b, off);
+    this.table.set(g, G_REFS, this.table.get(g, G_REFS) + 1);
     return g;
   }
 
   /** One entry of the group is gone; the group too when it was its last. */
   release(g: number): void {
-    const r = (this.refs[g] ?? 1) - 1;
-    this.refs[g] = r;
-    if (r === 0) this.slots.remove(g);
+    const r = this.table.get(g, G_REFS) - 1;
+    this.table.set(g, G_REFS, r);
+    if (r <= 0) this.table.remove(g);
   }
 
   /** Adds an entry's deltas (`delta`: request packets, L3, payload bytes, then response) for window `gen`. */
   add(g: number, gen: number, delta: Float64Array): void {
-    const o = g * GF;
-    if (this.activeGen[g] !== gen) {
-      this.activeGen[g] = gen;
-      this.sums.fill(0, o, o + GF);
+    const nums = this.table.nums(g);
+    const o = this.table.numBase(g);
+    if (nums[o + G_ACTIVE] !== gen) {
+      nums[o + G_ACTIVE] = gen;
+      nums.fill(0, o + G_SUMS, o + G_SUMS + 6);
       this.active.push(g);
     }
-    for (let i = 0; i < GF; i++) this.sums[o + i] = (this.sums[o + i] ?? 0) + (delta[i] ?? 0);
+    for (let i = 0; i < 6; i++) nums[o + G_SUMS + i] = (nums[o + G_SUMS + i] as number) + (delta[i] as number);
   }
 
   /** This window's summed deltas of one direction (0 = request, 3 = response) of an active group. */
   counters(g: number, dir: 0 | 3): Counters {
-    const o = g * GF + dir;
-    return { packets: this.sums[o] ?? 0, l3Bytes: this.sums[o + 1] ?? 0, payloadBytes: this.sums[o + 2] ?? 0 };
+    const nums = this.table.nums(g);
+    const o = this.table.numBase(g) + G_SUMS + dir;
+    return { packets: nums[o] as number, l3Bytes: nums[o + 1] as number, payloadBytes: nums[o + 2] as number };
   }
 
-  /** Active groups, largest first (L3 bytes of both directions). */
-  byteOrder(): number[] {
-    const size = (g: number): number => (this.sums[g * GF + 1] ?? 0) + (this.sums[g * GF + 4] ?? 0);
-    return [...this.active].sort((a, b) => size(b) - size(a));
+  /**
+   * The `k` largest active groups (L3 bytes of both directions), largest first. Only those k are sorted with a
+   * comparator: the sizes of all are sorted as numbers to find the k-th (a comparator sort of 65,536 groups made
+   * ~16 MB of garbage per window).
+   */
+  largest(k: number): number[] {
+    const n = this.active.length;
+    const sizes = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const g = this.active[i] as number;
+      sizes[i] = this.table.get(g, G_SUMS + 1) + this.table.get(g, G_SUMS + 4);
+    }
+    let pick: number[];
+    if (n <= k) {
+      pick = [...this.active.keys()];
+    } else {
+      const threshold = Float64Array.from(sizes).sort()[n - k] as number; // the k-th largest
+      pick = [];
+      for (let i = 0; i < n && pick.length < k; i++) if ((sizes[i] as number) > threshold) pick.push(i);
+      for (let i = 0; i < n && pick.length < k; i++) if (sizes[i] === threshold) pick.push(i);
+    }
+    pick.sort((a, b) => (sizes[b] as number) - (sizes[a] as number));
+    return pick.map((i) => this.active[i] as number);
   }
 }
 
@@ -307,14 +338,10 @@ export interface WindowFinish {
 }
 
 export class WindowComputer {
-  private readonly entries: KeySlots;
-  /** per entry: counters and created_ns of the previous read (EP numbers), read generation, connection and index group (-1: none) */
-  private ev = new Float64Array(1024 * EP);
-  private seen = new Uint32Array(1024);
-  private conn = new Int32Array(1024);
-  private idx = new Int32Array(1024);
-  private readonly conns = new Groups(CONN_KEY_SIZE, true);
-  private readonly indexes = new Groups(INDEX_GROUP_KEY_SIZE, false);
+  /** per entry: E_WIDTH numbers (E_* above) */
+  private readonly entries = new KeyTable(FLOW_KEY_SIZE, E_WIDTH);
+  private readonly conns = new Groups(CONN_KEY_SIZE, G_CONN_WIDTH);
+  private readonly indexes = new Groups(INDEX_GROUP_KEY_SIZE, G_WIDTH);
   private gen = 0;
   private entriesRead = 0;
   private connsRead = 0;
@@ -327,12 +354,6 @@ export class WindowComputer {
   constructor(limits: WindowLimits = {}) {
     this.maxFlows = limits.maxFlowsPerWindow ?? 1000;
     this.maxIndexes = limits.maxIndexesPerWindow ?? 1000;
-    this.entries = new KeySlots(FLOW_KEY_SIZE, 1024, (cap) => {
-      this.ev = grown(this.ev, cap * EP, (l) => new Float64Array(l));
-      this.seen = grown(this.seen, cap, (l) => new Uint32Array(l));
-      this.conn = grown(this.conn, cap, (l) => new Int32Array(l));
-      this.idx = grown(this.idx, cap, (l) => new Int32Array(l));
-    });
   }
 
   /** What the reader path holds between windows: kernel entries, connections and indexes remembered. */
@@ -352,17 +373,17 @@ export class WindowComputer {
 
   /** A slot for a new entry, joined to its connection and (ENTRY_INDEX) its index. */
   private addEntry(keys: Buffer, ko: number): number {
-    const n = this.entries.add(keys, ko);
-    this.ev.fill(0, n * EP, n * EP + EP);
-    CONN_KEY.set(keys.subarray(ko, ko + CONN_KEY_SIZE));
+    const e = this.entries;
+    const n = e.add(keys, ko);
+    for (let i = 0; i < CONN_KEY_SIZE; i++) CONN_KEY[i] = keys[ko + i] as number;
     CONN_KEY[KEY_KIND] = 0;
-    this.conn[n] = this.conns.acquire(CONN_KEY, 0);
+    e.set(n, E_CONN, this.conns.acquire(CONN_KEY, 0));
     if (keys[ko + KEY_KIND] === EntryKind.INDEX) {
-      INDEX_KEY.set(keys.subarray(ko + KEY_RX, ko + KEY_RX + 4));
+      for (let i = 0; i < 4; i++) INDEX_KEY[i] = keys[ko + KEY_RX + i] as number;
       INDEX_KEY[4] = keys[ko + KEY_PROTO] ?? 0;
-      this.idx[n] = this.indexes.acquire(INDEX_KEY, 0);
+      e.set(n, E_IDX, this.indexes.acquire(INDEX_KEY, 0));
     } else {
-      this.idx[n] = -1;
+      e.set(n, E_IDX, -1);
     }
     return n;
   }
@@ -373,6 +394,7 @@ export class WindowComputer {
    */
   addFlows(keys: Buffer, values: Buffer, count: number): void {
     const gen = this.gen;
+    const ct = this.conns.table;
     for (let i = 0; i < count; i++) {
       const ko = i * FLOW_KEY_SIZE;
       const vo = i * FLOW_VAL_SIZE;
@@ -383,12 +405,12 @@ export class WindowComputer {
       this.entriesRead++;
       let n = this.entries.find(keys, ko);
       if (n < 0) n = this.addEntry(keys, ko);
-      this.seen[n] = gen;
+      const prev = this.entries.nums(n);
+      const o = this.entries.numBase(n);
+      prev[o + E_SEEN] = gen;
 
       // Deltas. An entry created anew (another created_ns, or counters that went down) was evicted by the LRU and
       // made again between two reads: its delta is its whole value.
-      const o = n * EP;
-      const prev = this.ev;
       for (let j = 0; j < 3; j++) {
         READ[j] = u64(values, vo + VAL_IN + 8 * j);
         READ[3 + j] = u64(values, vo + VAL_OUT + 8 * j);
@@ -396,11 +418,11 @@ export class WindowComputer {
       const created = u64(values, vo + FLOW_VAL_CREATED);
       let reset = created !== prev[o + E_CREATED];
       prev[o + E_CREATED] = created;
-      for (let j = 0; j < EF; j++) if ((READ[j] as number) < (prev[o + j] ?? 0)) reset = true;
+      for (let j = 0; j < EF; j++) if ((READ[j] as number) < (prev[o + j] as number)) reset = true;
       let active = false;
       for (let j = 0; j < EF; j++) {
         const cur = READ[j] as number;
-        const delta = reset ? cur : cur - (prev[o + j] ?? 0);
+        const delta = reset ? cur : cur - (prev[o + j] as number);
         prev[o + j] = cur;
         DELTA[j] = delta;
         if (delta !== 0 && j !== 2 && j !== 5) active = true;
@@ -408,30 +430,31 @@ export class WindowComputer {
 
       // The connection's receiver index: its TCP ENTRY_CONN entry's, else its newest ENTRY_INDEX entry's (the
       // one created last).
-      const c = this.conn[n] ?? 0;
-      const cs = this.conns;
-      if (cs.seenGen[c] !== gen) {
-        cs.seenGen[c] = gen;
-        cs.connRx[c] = NaN;
-        cs.bestStamp[c] = -1;
-        cs.bestRx[c] = NaN;
+      const c = prev[o + E_CONN] as number;
+      const cn = ct.nums(c);
+      const co = ct.numBase(c);
+      if (cn[co + G_SEEN] !== gen) {
+        cn[co + G_SEEN] = gen;
+        cn[co + G_CONN_RX] = NaN;
+        cn[co + G_BEST_STAMP] = -1;
+        cn[co + G_BEST_RX] = NaN;
         this.connsRead++;
       }
-      const g = this.idx[n] ?? -1;
+      const g = prev[o + E_IDX] as number;
       if (g < 0) {
-        if (values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN) cs.connRx[c] = values.readUInt32LE(vo + FLOW_VAL_RX);
+        if (values.readUInt32LE(vo + FLOW_VAL_FLAGS) & FLOW_F_INDEX_KNOWN) cn[co + G_CONN_RX] = values.readUInt32LE(vo + FLOW_VAL_RX);
       } else {
-        if (created >= (cs.bestStamp[c] ?? -1)) {
-          cs.bestStamp[c] = created;
-          cs.bestRx[c] = keys.readUInt32LE(ko + KEY_RX);
+        if (created >= (cn[co + G_BEST_STAMP] as number)) {
+          cn[co + G_BEST_STAMP] = created;
+          cn[co + G_BEST_RX] = keys.readUInt32LE(ko + KEY_RX);
         }
-        if (this.indexes.seenGen[g] !== gen) {
-          this.indexes.seenGen[g] = gen;
+        if (this.indexes.table.get(g, G_SEEN) !== gen) {
+          this.indexes.table.set(g, G_SEEN, gen);
           this.indexesRead++;
         }
       }
       if (active) {
-        cs.add(c, gen, DELTA);
+        this.conns.add(c, gen, DELTA);
         if (g >= 0) this.indexes.add(g, gen, DELTA);
       }
     }
@@ -441,26 +464,27 @@ export class WindowComputer {
   private sweep(): void {
     const e = this.entries;
     for (let n = 0; n < e.next; n++) {
-      if (!e.live[n] || this.seen[n] === this.gen) continue;
+      if (!e.isLive(n) || e.get(n, E_SEEN) === this.gen) continue;
       e.remove(n);
-      this.conns.release(this.conn[n] ?? 0);
-      const g = this.idx[n] ?? -1;
+      this.conns.release(e.get(n, E_CONN));
+      const g = e.get(n, E_IDX);
       if (g >= 0) this.indexes.release(g);
     }
     e.commit();
-    this.conns.slots.commit();
-    this.indexes.slots.commit();
+    this.conns.table.commit();
+    this.indexes.table.commit();
   }
 
   /** Builds the snapshot and forgets entries that were not in this read (evicted). */
   finish(f: WindowFinish): WindowSnapshot {
     const cs = this.conns;
+    const ct = cs.table;
     // Totals over every active connection, whatever the listing limit.
     const req = zero();
     const resp = zero();
     const byProto = { tcp: { req: zero(), resp: zero() }, udp: { req: zero(), resp: zero() } };
     for (const c of cs.active) {
-      const p = byProto[protoName(cs.slots.keyByte(c, KEY_PROTO))];
+      const p = byProto[protoName(ct.keyByte(c, KEY_PROTO))];
       const rq = cs.counters(c, 0);
       const rs = cs.counters(c, 3);
       addTo(req, rq);
@@ -469,15 +493,15 @@ export class WindowComputer {
       addTo(p.resp, rs);
     }
 
-    const flowSlots = cs.byteOrder();
+    const flowsActive = cs.active.length;
     const flows: FlowWindow[] = [];
-    for (const c of flowSlots.slice(0, this.maxFlows)) {
-      const k = decodeFlowKey(cs.slots.keyBytes(c), 0);
+    for (const c of cs.largest(this.maxFlows)) {
+      const k = decodeFlowKey(ct.keyBytes(c), 0);
       if (!k) continue; // validated in addFlows
       const rq = cs.counters(c, 0);
       const rs = cs.counters(c, 3);
-      const connRx = cs.connRx[c] ?? NaN;
-      const rx = Number.isNaN(connRx) ? (cs.bestRx[c] ?? NaN) : connRx;
+      const connRx = ct.get(c, G_CONN_RX);
+      const rx = Number.isNaN(connRx) ? ct.get(c, G_BEST_RX) : connRx;
       flows.push({
         proto: protoName(k.proto),
         family: k.family,
@@ -494,10 +518,10 @@ export class WindowComputer {
     }
 
     const is = this.indexes;
-    const indexSlots = is.byteOrder();
+    const indexesActive = is.active.length;
     const indexes: IndexWindow[] = [];
-    for (const g of indexSlots.slice(0, this.maxIndexes)) {
-      const key = is.slots.keyBytes(g);
+    for (const g of is.largest(this.maxIndexes)) {
+      const key = is.table.keyBytes(g);
       const rq = is.counters(g, 0);
       const rs = is.counters(g, 3);
       indexes.push({
@@ -531,13 +555,13 @@ export class WindowComputer {
       totals: {
         ...totalsOf(req, resp),
         by_proto: { tcp: totalsOf(byProto.tcp.req, byProto.tcp.resp), udp: totalsOf(byProto.udp.req, byProto.udp.resp) },
-        flows_active: flowSlots.length,
-        indexes_active: indexSlots.length,
+        flows_active: flowsActive,
+        indexes_active: indexesActive,
       },
       flows,
-      flows_truncated: Math.max(0, flowSlots.length - this.maxFlows),
+      flows_truncated: Math.max(0, flowsActive - this.maxFlows),
       indexes,
-      indexes_truncated: Math.max(0, indexSlots.length - this.maxIndexes),
+      indexes_truncated: Math.max(0, indexesActive - this.maxIndexes),
       kernel,
       map: { flows_entries: this.connsRead, flows_capacity: f.flowsCapacity, indexes_entries: this.indexesRead, indexes_capacity: f.flowsCapacity, entries: this.entriesRead },
       errors: { read: f.errors.read, decode: this.decodeErrors, write: f.errors.write },
