@@ -28,7 +28,7 @@ Options:
                            ingress hook is attached so each packet counts once)
       --out-dir DIR        NDJSON snapshot directory (default: data/collector; '' disables files)
       --window-sec N       window length in seconds (default: ${DEFAULT_WINDOW_SEC})
-      --max-flows N        kernel flow table (LRU) capacity (default: ${DEFAULT_MAX_FLOWS})
+      --max-flows N        kernel flow map (LRU) capacity in entries, one per connection and receiver index (default: ${DEFAULT_MAX_FLOWS})
       --max-files N        keep at most N snapshot files (default: ${DEFAULT_MAX_FILES})
       --max-age DURATION   delete snapshot files older than this: seconds or 30m / 12h / 7d (default: ${DEFAULT_MAX_AGE_SEC}s)
       --windows-per-file N rotate the snapshot file after N windows (default: ${DEFAULT_WINDOWS_PER_FILE})
