@@ -1,8 +1,8 @@
 /**
  * Default primitive backend (measured choice, see ../shared/reference/dependency-evaluation.md):
- * sodium-native for the curve and AEAD work, node:crypto for SHA-256/HMAC, @napi-rs/blake-hash for BLAKE3
- * (a gateway handshake hashes ~3.5 KiB and derives 7 keys: ~95 µs with @noble/hashes, ~25 µs native;
- * tests cross-check it against @noble/hashes and the official vectors).
+ * sodium-native for the curve and AEAD work (the AEAD through its binding: sodium-aead.ts), node:crypto for
+ * SHA-256/HMAC, @napi-rs/blake-hash for BLAKE3 (a gateway handshake hashes ~3.5 KiB and derives 7 keys: ~95 µs
+ * with @noble/hashes, ~25 µs native; tests cross-check it against @noble/hashes and the official vectors).
  * sodium-native works on raw buffers, which also sidesteps the Node 20 KeyObject JWK-export deadlock.
  */
 import { createHash, createHmac, randomFillSync } from 'node:crypto';
@@ -10,6 +10,7 @@ import sodium from 'sodium-native';
 import { Blake3Hasher, blake3 as napiBlake3 } from '@napi-rs/blake-hash';
 import { LpErrorCode, fail } from '../errors.js';
 import { isAllZero } from '../bytes.js';
+import { aeadDecryptInto, aeadEncryptInto } from './sodium-aead.js';
 import type { KeyPair, Primitives } from './primitives.js';
 
 /** Zero-copy Buffer view (the BLAKE3 binding's typings want Buffer). */
@@ -86,36 +87,27 @@ export const sodiumPrimitives: Primitives = {
 
   aeadSeal(key, nonce, aad, plaintext) {
     const out = Buffer.allocUnsafe(plaintext.length + 16);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plaintext, aad.length ? aad : null, null, nonce, key);
+    aeadEncryptInto(out, plaintext, aad, nonce, key);
     return out;
   },
 
   aeadSealInPlace(key, nonce, aad, buf, plaintextLength) {
+    if (!(plaintextLength >= 0 && plaintextLength + 16 <= buf.length)) fail(LpErrorCode.INVALID_STATE, 'AEAD buffer shorter than the plaintext and its tag');
     // libsodium allows c == m for the combined mode: ciphertext overwrites the plaintext, tag follows it.
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(buf.subarray(0, plaintextLength + 16), buf.subarray(0, plaintextLength), aad.length ? aad : null, null, nonce, key);
+    aeadEncryptInto(buf.subarray(0, plaintextLength + 16), buf.subarray(0, plaintextLength), aad, nonce, key);
   },
 
   aeadOpen(key, nonce, aad, ciphertext) {
     if (ciphertext.length < 16) return null;
     const out = Buffer.allocUnsafe(ciphertext.length - 16);
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, ciphertext, aad.length ? aad : null, nonce, key);
-    } catch {
-      return null;
-    }
-    return out;
+    return aeadDecryptInto(out, ciphertext, aad, nonce, key) ? out : null;
   },
 
   aeadOpenInPlace(key, nonce, aad, buf) {
     if (buf.length < 16) return null;
     // libsodium checks the tag before it decrypts (m == c allowed); on a failure it zeroes m.
     const plaintext = buf.subarray(0, buf.length - 16);
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, buf, aad.length ? aad : null, nonce, key);
-    } catch {
-      return null;
-    }
-    return plaintext;
+    return aeadDecryptInto(plaintext, buf, aad, nonce, key) ? plaintext : null;
   },
 
   sha256(data) {
