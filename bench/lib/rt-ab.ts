@@ -2,7 +2,9 @@
  * A/B of the gateway's CPU per EncryptedData round trip between two source trees, in the same run: real
  * gateway processes from each tree's bin/lp-gateway.js (their dist/), the same ping-load client (this tree's),
  * alternating. Prints one JSON line with each tree's per-round-trip CPU per round and the medians.
- *   node --import tsx bench/lib/rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds]
+ * With a rate, both gateways get that many round trips per second (ping-load's pacing): CPU per round trip is then
+ * compared at the same packets per second, which steadies the comparison on a noisy host.
+ *   node --import tsx bench/lib/rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds] [rate/s]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,9 +13,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { median, procCpu, runJson } from './bench-util.js';
 
-const [a, b, transport = 'udp', roundsArg = '4', secondsArg = '8'] = process.argv.slice(2);
+const [a, b, transport = 'udp', roundsArg = '4', secondsArg = '8', rateArg = '0'] = process.argv.slice(2);
 if (!a || !b) {
-  process.stderr.write('usage: rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds]\n');
+  process.stderr.write('usage: rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds] [rate/s]\n');
   process.exit(2);
 }
 
@@ -36,7 +38,7 @@ async function trial(tree: string): Promise<{ us: number; perSec: number }> {
       });
     });
     const c0 = procCpu(p.pid as number);
-    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', http, transport, '32', secondsArg, '64'], 120_000)) as { roundTrips: number; perSec: number };
+    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', http, transport, '32', secondsArg, '64', rateArg], 120_000)) as { roundTrips: number; perSec: number };
     const c1 = procCpu(p.pid as number);
     return { us: ((c1 - c0) * 1e6) / r.roundTrips, perSec: r.perSec };
   } finally {
