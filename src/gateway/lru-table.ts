@@ -71,6 +71,22 @@ export class LruTable<V> {
     return e.value;
   }
 
+  /**
+   * The value without making it the most recently used or refreshing it: for a look-up before the packet that
+   * names the key is authenticated (junk naming a session's cleartext index must not keep it from eviction).
+   * An expired entry is dropped ('expire') and undefined returned, as by get.
+   */
+  peek(key: number): V | undefined {
+    const e = this.map.get(key);
+    if (e === undefined) return undefined;
+    if (e.expiresAt <= this.now()) {
+      this.map.delete(key);
+      this.onDrop(e.value, key, 'expire');
+      return undefined;
+    }
+    return e.value;
+  }
+
   /** Inserts or replaces (a replaced value is not dropped: its owner moved it), as the most recently used. */
   set(key: number, value: V): void {
     this.map.delete(key);

@@ -1,7 +1,7 @@
 /**
  * The gateway's three state tables, keyed by receiver index (PRODUCT.md §1, upstream §12.2):
  *   handshakes — ClientHello until message 3, TTL from creation (90 s), bounded (LRU eviction);
- *   sessions   — established, idle TTL (24 h), refreshed only by authenticated packets, bounded;
+ *   sessions   — established, idle TTL (24 h), refreshed (and made most recent) only by authenticated packets, bounded;
  *   demoted    — read-only parents after a rekey, idle TTL (60 s), bounded by a quarter of the sessions' bound.
  * Eviction, expiry and clear() zero the key material; moves between tables do not.
  */
@@ -72,15 +72,18 @@ export class SessionTables {
   /** True if a receiver index is taken in any table (ClientHello and subsession collision check). */
   indexInUse = (index: number): boolean => this.handshakes.has(index) || this.sessions.has(index) || this.demoted.has(index);
 
-  /** Session or demoted session for an index, without refreshing its idle timer (done after authentication). */
+  /**
+   * Session or demoted session for an index, neither made most recently used nor its idle timer refreshed: both
+   * only after the packet is authenticated (`touch`), so unauthenticated packets naming an index change nothing.
+   */
   peekSession(index: number): { session: Session; demoted: boolean } | null {
-    const s = this.sessions.get(index);
+    const s = this.sessions.peek(index);
     if (s) return { session: s, demoted: false };
-    const d = this.demoted.get(index);
+    const d = this.demoted.peek(index);
     return d ? { session: d, demoted: true } : null;
   }
 
-  /** Refresh the idle timer of an authenticated session. */
+  /** An authenticated packet: the session becomes the most recently used and its idle timer starts again. */
   touch(index: number, demoted: boolean): void {
     (demoted ? this.demoted : this.sessions).get(index, true);
   }

@@ -65,3 +65,35 @@ void test('LruTable: delete and clear never drop; removing the last entry is O(1
   assert.equal(lru.delete(7), false);
   assert.throws(() => new LruTable({ max: 0, ttlMs: 1 }), RangeError);
 });
+
+void test('LruTable: peek neither moves nor refreshes an entry, and drops an expired one', () => {
+  const { lru, dropped, advance } = table(2, 1_000);
+  lru.set(1, 'a');
+  lru.set(2, 'b');
+  assert.equal(lru.peek(1), 'a'); // 1 stays the least recent
+  lru.set(3, 'c');
+  assert.deepEqual(dropped, [['a', 1, 'evict']]);
+  advance(1_000);
+  assert.equal(lru.peek(2), undefined);
+  assert.deepEqual(dropped.at(-1), ['b', 2, 'expire']);
+  assert.equal(lru.peek(42), undefined);
+});
+
+void test('SessionTables: only touch (an authenticated packet) keeps a session from eviction, not the look-up', async () => {
+  const { SessionTables } = await import('../../src/gateway/tables.js');
+  type S = import('../../src/core/index.js').Session;
+  const closed: number[] = [];
+  const session = (i: number): S => ({ receiverIndex: i, close: () => void closed.push(i) }) as unknown as S;
+  const limits = { maxHandshakes: 1, maxSessions: 2, handshakeTtlSec: 90, sessionIdleTtlSec: 3600, demotedIdleTtlSec: 60 };
+  // Junk naming session 1's cleartext index: looked up, never authenticated.
+  const t = new SessionTables(limits);
+  t.sessions.set(1, session(1));
+  t.sessions.set(2, session(2));
+  assert.equal(t.peekSession(1)?.session.receiverIndex, 1);
+  t.sessions.set(3, session(3));
+  assert.deepEqual(closed, [1], 'the least recently authenticated session goes, whatever junk named it');
+  // An authenticated packet for session 2: it becomes the most recent.
+  t.touch(2, false);
+  t.sessions.set(4, session(4));
+  assert.deepEqual(closed, [1, 3]);
+});
