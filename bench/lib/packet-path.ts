@@ -3,7 +3,8 @@
  * sessions through the Dispatcher, an in-thread LocalShard and the application handler, exactly as the UDP
  * listener hands them over; only the gateway's side is timed (the client's packets are sealed beforehand and
  * its replies are checked afterwards). Next to it, the crypto floor of that work: the four ChaCha20-Poly1305
- * operations of a round trip (outer open, Noise open, Noise seal, outer seal) on the same sizes.
+ * operations of a round trip (outer open, Noise open, Noise seal, outer seal) on the same sizes; and the cost of a
+ * forged packet for a live session (its index and counter, a wrong tag).
  * Used for A/B comparisons of hot-path changes and in the round-trip section's breakdown.
  */
 import { cpuUsage } from 'node:process';
@@ -35,6 +36,8 @@ export interface PacketPathFigures {
   usPerPacket: number;
   /** Four ChaCha20-Poly1305 operations of the same sizes, µs. */
   aeadFloorUs: number;
+  /** Gateway CPU per forged packet: a live session's index and counter, a wrong tag (dropped and counted), µs. */
+  forgedUs: number;
 }
 
 export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds = 10, payload = 64): Promise<PacketPathFigures> {
@@ -101,8 +104,33 @@ export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds =
       if (got.delivered?.kind !== 'pong') throw new Error('the reply is not a Pong');
     }
   }
+  // Forged packets: what anyone who saw a session's cleartext index can send at will. A real Ping with its last
+  // byte (the outer tag's) flipped: parsed, its session looked up, its counter checked, its tag refused.
+  let forgedUs = 0;
+  let forged = 0;
+  for (let r = 0; r <= rounds; r++) {
+    const batch: { c: (typeof clients)[number]; packet: Uint8Array }[] = [];
+    for (let i = 0; i < packetsPerRound; i++) {
+      const c = clients[i % sessions] as (typeof clients)[number];
+      const packet = c.session.send({ kind: 'ping', payload: body });
+      packet[packet.length - 1] = (packet[packet.length - 1] as number) ^ 1;
+      batch.push({ c, packet });
+    }
+    const t0 = cpuMicros();
+    let answered = 0;
+    for (const b of batch) {
+      const r0 = dispatcher.onPacket(b.packet, b.c.src);
+      if ((r0 instanceof Promise ? await r0 : r0).reply) answered++;
+    }
+    const dt = cpuMicros() - t0;
+    if (answered) throw new Error('a forged packet was answered');
+    if (r > 0) {
+      forgedUs += dt;
+      forged += batch.length;
+    }
+  }
   shard.close();
-  return { usPerPacket: gatewayUs / packets, aeadFloorUs: aeadFloor(payload) };
+  return { usPerPacket: gatewayUs / packets, aeadFloorUs: aeadFloor(payload), forgedUs: forgedUs / forged };
 }
 
 /**
