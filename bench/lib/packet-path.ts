@@ -71,14 +71,18 @@ export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds =
     clients.push({ session: out.session, src });
   }
   const body = new Uint8Array(payload).fill(7);
+  /** A round's Pings, the sessions taking turns; `forged` flips each one's last byte (the outer tag's). */
+  const pings = (forged: boolean): { c: (typeof clients)[number]; packet: Uint8Array }[] =>
+    Array.from({ length: packetsPerRound }, (_, i) => {
+      const c = clients[i % sessions] as (typeof clients)[number];
+      const packet = c.session.send({ kind: 'ping', payload: body });
+      if (forged) packet[packet.length - 1] = (packet[packet.length - 1] as number) ^ 1;
+      return { c, packet };
+    });
   let gatewayUs = 0;
   let packets = 0;
   for (let r = 0; r <= rounds; r++) {
-    const batch: { c: (typeof clients)[number]; packet: Uint8Array }[] = [];
-    for (let i = 0; i < packetsPerRound; i++) {
-      const c = clients[i % sessions] as (typeof clients)[number];
-      batch.push({ c, packet: c.session.send({ kind: 'ping', payload: body }) });
-    }
+    const batch = pings(false);
     const replies: (Uint8Array | null)[] = new Array<Uint8Array | null>(batch.length);
     const t0 = cpuMicros();
     // As the listener does: every datagram of a turn handed over, then the replies as their promises settle.
@@ -104,18 +108,12 @@ export async function packetPath(sessions = 32, packetsPerRound = 4000, rounds =
       if (got.delivered?.kind !== 'pong') throw new Error('the reply is not a Pong');
     }
   }
-  // Forged packets: what anyone who saw a session's cleartext index can send at will. A real Ping with its last
-  // byte (the outer tag's) flipped: parsed, its session looked up, its counter checked, its tag refused.
+  // Forged packets: what anyone who saw a session's cleartext index can send at will. A real Ping with its outer
+  // tag altered: parsed, its session looked up, its counter checked, its tag refused.
   let forgedUs = 0;
   let forged = 0;
   for (let r = 0; r <= rounds; r++) {
-    const batch: { c: (typeof clients)[number]; packet: Uint8Array }[] = [];
-    for (let i = 0; i < packetsPerRound; i++) {
-      const c = clients[i % sessions] as (typeof clients)[number];
-      const packet = c.session.send({ kind: 'ping', payload: body });
-      packet[packet.length - 1] = (packet[packet.length - 1] as number) ^ 1;
-      batch.push({ c, packet });
-    }
+    const batch = pings(true);
     const t0 = cpuMicros();
     let answered = 0;
     for (const b of batch) {
