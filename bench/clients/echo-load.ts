@@ -10,6 +10,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { runPaced } from './paced.js';
 
 const [kind, address, conc, secs, size] = process.argv.slice(2);
 if ((kind !== 'udp' && kind !== 'tcp') || !address) {
@@ -23,9 +24,6 @@ const concurrency = Number(conc ?? 32);
 const durationMs = Number(secs ?? 10) * 1000;
 const bytes = Number(size ?? 128);
 const rate = Number(process.argv[7] ?? 0);
-/** Each client's interval between request starts (ms), 0 for no pacing. */
-const periodMs = rate > 0 ? (concurrency * 1000) / rate : 0;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Client {
   exchange(): Promise<void>;
@@ -84,22 +82,9 @@ async function tcpClient(): Promise<Client> {
 
 const clients = await Promise.all(Array.from({ length: concurrency }, () => (kind === 'udp' ? udpClient() : tcpClient())));
 let roundTrips = 0;
-const start = performance.now();
-const deadline = start + durationMs;
-await Promise.all(
-  clients.map(async (c, k) => {
-    let next = start + (periodMs * k) / concurrency;
-    while (performance.now() < deadline) {
-      if (periodMs > 0) {
-        const now = performance.now();
-        if (next > now) await sleep(next - now);
-        next += periodMs;
-      }
-      await c.exchange();
-      roundTrips++;
-    }
-  }),
-);
-const elapsedS = (performance.now() - start) / 1000;
+const elapsedS = await runPaced(concurrency, durationMs, rate, async (k) => {
+  await (clients[k] as Client).exchange();
+  roundTrips++;
+});
 for (const c of clients) c.close();
 process.stdout.write(`${JSON.stringify({ roundTrips, errors: 0, elapsedS, perSec: roundTrips / elapsedS })}\n`);
