@@ -13,6 +13,7 @@ declare module 'sodium-native' {
     crypto_aead_chacha20poly1305_ietf_decrypt(m: Buf, nsec: null, c: Buf, ad: Buf | null, npub: Buf, k: Buf): number;
     crypto_aead_xchacha20poly1305_ietf_encrypt(c: Buf, m: Buf, ad: Buf | null, nsec: null, npub: Buf, k: Buf): number;
     crypto_aead_xchacha20poly1305_ietf_decrypt(m: Buf, nsec: null, c: Buf, ad: Buf | null, npub: Buf, k: Buf): number;
+    crypto_hash_sha256(out: Buf, input: Buf): void;
     sodium_memzero(b: Buf): void;
     randombytes_buf(b: Buf): void;
   };

@@ -1,23 +1,17 @@
 /**
- * ChaCha20-Poly1305 (IETF) straight from sodium-native's native binding, for the per-packet path.
+ * ChaCha20-Poly1305 (IETF) straight from sodium-native's native binding (sodium-binding.ts), for the per-packet
+ * path. Measured in a real UDP echo doing a round trip's four AEAD operations on 127-byte packets: 32.4 µs of CPU
+ * per round trip through the public wrappers, 29.4 µs calling the binding (the bare echo: 18.3 µs). A forged
+ * packet also costs no exception: the binding returns a negative status where the wrapper throws.
  *
- * sodium-native's exported AEAD functions are JavaScript wrappers around its binding: about ten asserts and
- * four constant lookups on the binding object (a dictionary-mode object of ~1,000 properties, so each lookup
- * is a generic property load), and a thrown Error when a tag does not verify. Measured in a real UDP echo
- * doing a round trip's four AEAD operations on 127-byte packets: 32.4 µs of CPU per round trip through the
- * wrappers, 29.4 µs calling the binding (the bare echo: 18.3 µs). A forged packet also costs no exception: the
- * binding returns a negative status.
- *
- * The binding's own checks are C `assert`s, which abort the process: every length relation it asserts is
- * checked here first (key 32 bytes, nonce 12, ciphertext = plaintext + 16 bytes, plaintext < 2^32 bytes), so
- * no input reaching these functions can reach an assert; a violation is a caller's bug (LP_ERR_INVALID_STATE).
- *
- * binding.js is not part of sodium-native's documented API (the package has no `exports` map, so it resolves).
- * If it is missing or lacks either function, the public wrappers are used instead, with the same contract.
+ * Every length relation the binding asserts (its asserts abort the process) is checked here first: key 32
+ * bytes, nonce 12, ciphertext = plaintext + 16 bytes, plaintext < 2^32 bytes. So no input reaching these
+ * functions can reach an assert; a violation is a caller's bug (LP_ERR_INVALID_STATE). Without the binding, the
+ * public wrappers are used, with the same contract.
  */
-import { createRequire } from 'node:module';
 import sodium from 'sodium-native';
 import { LpErrorCode, fail } from '../errors.js';
+import { bindingFunction } from './sodium-binding.js';
 
 type Buf = Uint8Array;
 /** The binding's signatures: no `nsec`, an absent AD is `undefined`; decrypt returns < 0 on a bad tag. */
@@ -49,17 +43,9 @@ export function wrapperAead(): RawAead {
 }
 
 function loadRawAead(): RawAead {
-  try {
-    const binding = createRequire(import.meta.url)('sodium-native/binding.js') as Record<string, unknown>;
-    const encrypt = binding.crypto_aead_chacha20poly1305_ietf_encrypt;
-    const decrypt = binding.crypto_aead_chacha20poly1305_ietf_decrypt;
-    if (typeof encrypt === 'function' && typeof decrypt === 'function') {
-      return { encrypt: encrypt as RawAead['encrypt'], decrypt: decrypt as RawAead['decrypt'], direct: true };
-    }
-  } catch {
-    // fall through to the wrappers
-  }
-  return wrapperAead();
+  const encrypt = bindingFunction<RawAead['encrypt']>('crypto_aead_chacha20poly1305_ietf_encrypt');
+  const decrypt = bindingFunction<RawAead['decrypt']>('crypto_aead_chacha20poly1305_ietf_decrypt');
+  return encrypt && decrypt ? { encrypt, decrypt, direct: true } : wrapperAead();
 }
 
 const raw: RawAead = loadRawAead();

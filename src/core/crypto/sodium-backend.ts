@@ -1,16 +1,17 @@
 /**
  * Default primitive backend (measured choice, see ../shared/reference/dependency-evaluation.md):
- * sodium-native for the curve and AEAD work (the AEAD through its binding: sodium-aead.ts), node:crypto for
- * SHA-256/HMAC, @napi-rs/blake-hash for BLAKE3 (a gateway handshake hashes ~3.5 KiB and derives 7 keys: ~95 µs
+ * sodium-native for the curve and AEAD work and for SHA-256 and HMAC-SHA-256 (both through its binding:
+ * sodium-aead.ts, sodium-sha256.ts), @napi-rs/blake-hash for BLAKE3 (a gateway handshake hashes ~3.5 KiB and derives 7 keys: ~95 µs
  * with @noble/hashes, ~25 µs native; tests cross-check it against @noble/hashes and the official vectors).
  * sodium-native works on raw buffers, which also sidesteps the Node 20 KeyObject JWK-export deadlock.
  */
-import { createHash, createHmac, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import sodium from 'sodium-native';
 import { Blake3Hasher, blake3 as napiBlake3 } from '@napi-rs/blake-hash';
 import { LpErrorCode, fail } from '../errors.js';
 import { isAllZero } from '../bytes.js';
 import { aeadDecryptInto, aeadEncryptInto } from './sodium-aead.js';
+import { hmacSha256, sha256 } from './sodium-sha256.js';
 import type { KeyPair, Primitives } from './primitives.js';
 
 /** Zero-copy Buffer view (the BLAKE3 binding's typings want Buffer). */
@@ -110,13 +111,9 @@ export const sodiumPrimitives: Primitives = {
     return aeadDecryptInto(plaintext, buf, aad, nonce, key) ? plaintext : null;
   },
 
-  sha256(data) {
-    return createHash('sha256').update(data).digest();
-  },
+  sha256,
 
-  hmacSha256(key, data) {
-    return createHmac('sha256', key).update(data).digest();
-  },
+  hmacSha256,
 
   blake3(data) {
     return napiBlake3(asBuffer(data));
