@@ -42,32 +42,37 @@ const outerTail = outer.subarray(BLOCK);
 let inner = new Uint8Array(new ArrayBuffer(BLOCK + 256));
 
 export function sha256(data: Uint8Array): Uint8Array {
-  hashInto(digest, data);
-  const out = digest.slice();
-  digest.fill(0);
-  return out;
+  try {
+    hashInto(digest, data);
+    return digest.slice();
+  } finally {
+    digest.fill(0);
+  }
 }
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   const need = BLOCK + data.length;
   if (inner.length < need) inner = new Uint8Array(new ArrayBuffer(Math.max(need, 2 * inner.length)));
   const ipadded = inner;
-  let k = key;
-  if (k.length > BLOCK) {
-    hashInto(digest, k);
-    k = digest;
+  try {
+    let k = key;
+    if (k.length > BLOCK) {
+      hashInto(digest, k);
+      k = digest;
+    }
+    for (let i = 0; i < BLOCK; i++) {
+      const b = i < k.length ? (k[i] as number) : 0;
+      ipadded[i] = b ^ 0x36;
+      outer[i] = b ^ 0x5c;
+    }
+    ipadded.set(data, BLOCK);
+    hashInto(outerTail, ipadded.subarray(0, need));
+    hashInto(digest, outer);
+    return digest.slice();
+  } finally {
+    // key pads, message and inner hash: wiped even if a caller passed something the binding rejects
+    ipadded.fill(0, 0, need);
+    outer.fill(0);
+    digest.fill(0);
   }
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i < k.length ? (k[i] as number) : 0;
-    ipadded[i] = b ^ 0x36;
-    outer[i] = b ^ 0x5c;
-  }
-  ipadded.set(data, BLOCK);
-  hashInto(outerTail, ipadded.subarray(0, need));
-  hashInto(digest, outer);
-  const out = digest.slice();
-  ipadded.fill(0, 0, need);
-  outer.fill(0);
-  digest.fill(0);
-  return out;
 }
