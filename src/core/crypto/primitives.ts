@@ -1,7 +1,7 @@
 /**
  * The primitive interface the protocol core is written against. The default backend
- * (./sodium-backend.ts) follows ../shared/reference/dependency-evaluation.md: sodium-native for
- * X25519/Ed25519/ChaCha20-Poly1305, node:crypto for SHA-256/HMAC, @noble/hashes for BLAKE3.
+ * (./sodium-backend.ts), chosen by measurement (../shared/reference/dependency-evaluation.md, DESIGN.md §10.8):
+ * sodium-native for X25519/Ed25519/ChaCha20-Poly1305/SHA-256/HMAC-SHA-256, @napi-rs/blake-hash for BLAKE3.
  * Randomness is an input too, so tests and known-answer vectors can run the core deterministically.
  */
 
