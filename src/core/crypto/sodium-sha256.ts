@@ -10,8 +10,8 @@
  *
  * HMAC is the textbook construction with a 64-byte block: H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K padded
  * with zeros, or SHA-256(K) first when K is longer than a block. Each hash is one binding call over a
- * module-owned scratch buffer (key pad, then the message or the inner hash); the scratch is zeroed after every
- * call, as it holds key material. The module is synchronous and each isolate has its own copy, so the scratch
+ * module-owned scratch buffer (key pad, then the message or the inner hash; a message above 4 KiB gets a buffer
+ * of its own for the call); the scratch is zeroed after every call, as it holds key material. The module is synchronous and each isolate has its own copy, so the scratch
  * is never shared. The binding asserts only that the output is 32 bytes (always so here); without the binding,
  * sodium-native's public wrapper is used.
  */
@@ -38,8 +38,10 @@ const digest = new Uint8Array(new ArrayBuffer(DIGEST));
 /** Outer HMAC input: K' ⊕ opad ‖ inner hash. */
 const outer = new Uint8Array(new ArrayBuffer(BLOCK + DIGEST));
 const outerTail = outer.subarray(BLOCK);
-/** Inner HMAC input: K' ⊕ ipad ‖ message; grows to the longest message seen. */
+/** Inner HMAC input: K' ⊕ ipad ‖ message; grows to the longest message seen, up to MAX_KEPT. */
 let inner = new Uint8Array(new ArrayBuffer(BLOCK + 256));
+/** A longer message gets a buffer of its own for the call, so one large MAC does not pin its size for good. */
+const MAX_KEPT = 4096;
 
 export function sha256(data: Uint8Array): Uint8Array {
   try {
@@ -52,8 +54,8 @@ export function sha256(data: Uint8Array): Uint8Array {
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   const need = BLOCK + data.length;
-  if (inner.length < need) inner = new Uint8Array(new ArrayBuffer(Math.max(need, 2 * inner.length)));
-  const ipadded = inner;
+  if (inner.length < need && need <= MAX_KEPT) inner = new Uint8Array(new ArrayBuffer(Math.min(MAX_KEPT, Math.max(need, 2 * inner.length))));
+  const ipadded = need <= inner.length ? inner : new Uint8Array(need);
   try {
     let k = key;
     if (k.length > BLOCK) {
