@@ -1,8 +1,9 @@
 /**
  * Default primitive backend (measured choice, see ../shared/reference/dependency-evaluation.md):
  * sodium-native for the curve and AEAD work and for SHA-256 and HMAC-SHA-256 (both through its binding:
- * sodium-aead.ts, sodium-sha256.ts), @napi-rs/blake-hash for BLAKE3 (a gateway handshake hashes ~3.5 KiB and derives 7 keys: ~95 µs
- * with @noble/hashes, ~25 µs native; tests cross-check it against @noble/hashes and the official vectors).
+ * sodium-aead.ts, sodium-sha256.ts), @napi-rs/blake-hash for BLAKE3 (a gateway handshake hashes ~3.5 KiB and
+ * derives 7 keys: ~95 µs with @noble/hashes, ~25 µs native; tests cross-check it against @noble/hashes and the
+ * official vectors).
  * sodium-native works on raw buffers, which also sidesteps the Node 20 KeyObject JWK-export deadlock.
  */
 import { randomFillSync } from 'node:crypto';

@@ -11,9 +11,9 @@
  * HMAC is the textbook construction with a 64-byte block: H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K padded
  * with zeros, or SHA-256(K) first when K is longer than a block. Each hash is one binding call over a
  * module-owned scratch buffer (key pad, then the message or the inner hash; a message above 4 KiB gets a buffer
- * of its own for the call); the scratch is zeroed after every call, as it holds key material. The module is synchronous and each isolate has its own copy, so the scratch
- * is never shared. The binding asserts only that the output is 32 bytes (always so here); without the binding,
- * sodium-native's public wrapper is used.
+ * of its own for the call); the scratch is zeroed after every call, as it holds key material. The module is
+ * synchronous and each isolate has its own copy, so the scratch is never shared. The binding asserts only that
+ * the output is 32 bytes (always so here); without the binding, sodium-native's public wrapper is used.
  */
 import sodium from 'sodium-native';
 import { bindingFunction } from './sodium-binding.js';
