@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { hmacSha256, sha256, sha256Direct } from '../../src/core/crypto/sodium-sha256.js';
+import { hmacSha256, sha256, sha256Direct, wrapperHash } from '../../src/core/crypto/sodium-sha256.js';
 import { defaultSuite } from '../../src/core/index.js';
 import { seededRandom } from '../helpers/fixtures.js';
 
@@ -18,9 +18,15 @@ test('the binding is called directly with the installed sodium-native (the wrapp
   assert.equal(sha256Direct, true);
 });
 
-test('the default suite hashes with this module', () => {
-  assert.equal(defaultSuite.prims.sha256, sha256);
-  assert.equal(defaultSuite.prims.hmacSha256, hmacSha256);
+test('the default suite hashes with this module, and an extra argument cannot reach its test-only parameter', () => {
+  const key = new Uint8Array(32).fill(3);
+  const data = new Uint8Array(50).fill(4);
+  const extra = (): number => {
+    throw new Error('the implementation parameter was reached');
+  };
+  const callLoose = (f: unknown, ...args: unknown[]): unknown => (f as (...a: unknown[]) => unknown)(...args);
+  assert.deepEqual(callLoose(defaultSuite.prims.sha256, data, extra), sha256(data));
+  assert.deepEqual(callLoose(defaultSuite.prims.hmacSha256, key, data, extra), hmacSha256(key, data));
 });
 
 test('SHA-256: FIPS 180-4 example vectors', () => {
@@ -48,7 +54,7 @@ test('HMAC-SHA-256: RFC 4231 test cases 1–4, 6, 7 (keys of 4–131 bytes, one 
   for (const [i, v] of RFC4231.entries()) assert.equal(hex(hmacSha256(v.key, v.data)), v.mac, `vector ${i}`);
 });
 
-test('HMAC-SHA-256 and SHA-256 equal OpenSSL for keys of 0–130 bytes and messages of 0–10,000 bytes (past the kept scratch)', () => {
+test('HMAC-SHA-256 and SHA-256 equal OpenSSL for keys of 0–130 bytes and messages of 0–10,000 bytes (past the kept scratch), through the binding and the wrapper', () => {
   const random = seededRandom('sodium-sha256');
   for (const keyLen of [0, 1, 31, 32, 33, 63, 64, 65, 100, 128, 130]) {
     for (const dataLen of [0, 1, 32, 55, 56, 63, 64, 65, 119, 120, 200, 300, 1100, 4032, 4033, 10_000]) {
@@ -56,6 +62,11 @@ test('HMAC-SHA-256 and SHA-256 equal OpenSSL for keys of 0–130 bytes and messa
       const data = random(dataLen);
       assert.equal(hex(hmacSha256(key, data)), createHmac('sha256', key).update(data).digest('hex'), `HMAC key ${keyLen}, data ${dataLen}`);
       assert.equal(hex(sha256(data)), createHash('sha256').update(data).digest('hex'), `SHA-256 of ${dataLen}`);
+      if (keyLen === 32 || keyLen === 65) {
+        // the fallback when binding.js cannot be loaded: sodium-native's public wrapper, same bytes
+        assert.equal(hex(hmacSha256(key, data, wrapperHash)), createHmac('sha256', key).update(data).digest('hex'), `wrapper HMAC key ${keyLen}, data ${dataLen}`);
+        assert.equal(hex(sha256(data, wrapperHash)), createHash('sha256').update(data).digest('hex'), `wrapper SHA-256 of ${dataLen}`);
+      }
     }
   }
 });

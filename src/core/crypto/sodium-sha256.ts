@@ -18,12 +18,14 @@
 import sodium from 'sodium-native';
 import { bindingFunction } from './sodium-binding.js';
 
-type HashInto = (out: Uint8Array, input: Uint8Array) => number;
+/** SHA-256 of `input` into the 32 bytes of `out`; the binding's signature (0 on success). */
+export type HashInto = (out: Uint8Array, input: Uint8Array) => number;
 
 const BLOCK = 64;
 const DIGEST = 32;
 
-const wrapperHash: HashInto = (out, input) => {
+/** The public wrapper in the binding's shape (used when the binding cannot be loaded; exported for the tests). */
+export const wrapperHash: HashInto = (out, input) => {
   sodium.crypto_hash_sha256(out, input);
   return 0;
 };
@@ -43,23 +45,24 @@ let inner = new Uint8Array(new ArrayBuffer(BLOCK + 256));
 /** A longer message gets a buffer of its own for the call, so one large MAC does not pin its size for good. */
 const MAX_KEPT = 4096;
 
-export function sha256(data: Uint8Array): Uint8Array {
+/** `impl` is for tests (the wrapper path); callers leave it. */
+export function sha256(data: Uint8Array, impl: HashInto = hashInto): Uint8Array {
   try {
-    hashInto(digest, data);
+    impl(digest, data);
     return digest.slice();
   } finally {
     digest.fill(0);
   }
 }
 
-export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+export function hmacSha256(key: Uint8Array, data: Uint8Array, impl: HashInto = hashInto): Uint8Array {
   const need = BLOCK + data.length;
   if (inner.length < need && need <= MAX_KEPT) inner = new Uint8Array(new ArrayBuffer(Math.min(MAX_KEPT, Math.max(need, 2 * inner.length))));
   const ipadded = need <= inner.length ? inner : new Uint8Array(need);
   try {
     let k = key;
     if (k.length > BLOCK) {
-      hashInto(digest, k);
+      impl(digest, k);
       k = digest;
     }
     for (let i = 0; i < BLOCK; i++) {
@@ -68,8 +71,8 @@ export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
       outer[i] = b ^ 0x5c;
     }
     ipadded.set(data, BLOCK);
-    hashInto(outerTail, ipadded.subarray(0, need));
-    hashInto(digest, outer);
+    impl(outerTail, ipadded.subarray(0, need));
+    impl(digest, outer);
     return digest.slice();
   } finally {
     // key pads, message and inner hash: wiped even if a caller passed something the binding rejects
