@@ -6,7 +6,7 @@
  * their own, so the program on its loopback sees their packets and no one else's.
  *   node --import tsx bench/lib/collector-ab.ts <A dir> <B dir> [rounds] [seconds]
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,27 @@ if (!a || !b) {
   process.exit(2);
 }
 const NS = `lpgw-cab-${process.pid}`;
+/** The gateway of the trial under way: stopped by PID if the run is interrupted. */
+let current: ChildProcess | null = null;
+let cleaned = false;
+/** Deletes the namespace once (a gateway still inside keeps it alive, so that one is killed first). */
+function cleanUp(): void {
+  if (cleaned) return;
+  cleaned = true;
+  if (current && current.exitCode === null && current.signalCode === null) current.kill('SIGKILL');
+  try {
+    execFileSync('ip', ['netns', 'del', NS]);
+  } catch {
+    /* already gone */
+  }
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`collector-ab: ${sig}: stopping the gateway and deleting ${NS}\n`);
+    cleanUp();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  });
+}
 execFileSync('ip', ['netns', 'add', NS]);
 execFileSync('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
 const sys = await BpfSys.open();
@@ -39,6 +60,8 @@ async function trial(tree: string): Promise<Figures> {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, LPGW_CONFIG: '/dev/null', LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000' },
   });
+  current = p;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
   try {
     let progId = -1;
     let identity = '';
@@ -75,8 +98,10 @@ async function trial(tree: string): Promise<Figures> {
     const gwUsPerHs = ((c1 - c0) * 1e6) / hs;
     return { bpfUsPerHs, nsPerRun: Number(s1.ns - s0.ns) / Number(s1.cnt - s0.cnt), gwUsPerHs, share: bpfUsPerHs / gwUsPerHs };
   } finally {
+    // `exited` was made at spawn, so a gateway that already died (its start failing) cannot leave this waiting
     p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
+    await exited;
+    current = null;
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -88,7 +113,7 @@ try {
   }
 } finally {
   sys.close(statsFd);
-  execFileSync('ip', ['netns', 'del', NS]);
+  cleanUp();
 }
 const med = (x: Figures[], f: keyof Figures): number => median(x.map((y) => y[f]));
 process.stdout.write(
