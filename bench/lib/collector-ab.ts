@@ -6,14 +6,10 @@
  * their own, so the program on its loopback sees their packets and no one else's.
  *   node --import tsx bench/lib/collector-ab.ts <A dir> <B dir> [rounds] [seconds]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { BpfSys } from '../../src/collector/bpf-syscall.js';
 import { execFileSync } from 'node:child_process';
 import { median, procCpu, runJson } from './bench-util.js';
+import { atInterrupt, startTreeGateway } from './tree-gateway.js';
 
 const [a, b, roundsArg = '4', secondsArg = '8'] = process.argv.slice(2);
 if (!a || !b) {
@@ -21,27 +17,14 @@ if (!a || !b) {
   process.exit(2);
 }
 const NS = `lpgw-cab-${process.pid}`;
-/** The gateway of the trial under way: stopped by PID if the run is interrupted. */
-let current: ChildProcess | null = null;
-let cleaned = false;
-/** Deletes the namespace once (a gateway still inside keeps it alive, so that one is killed first). */
-function cleanUp(): void {
-  if (cleaned) return;
-  cleaned = true;
-  if (current && current.exitCode === null && current.signalCode === null) current.kill('SIGKILL');
-  try {
-    execFileSync('ip', ['netns', 'del', NS]);
-  } catch {
-    /* already gone */
-  }
+let deleted = false;
+/** Deletes the namespace once (tree-gateway.ts has killed any gateway inside it first on an interrupt). */
+function deleteNamespace(): void {
+  if (deleted) return;
+  deleted = true;
+  execFileSync('ip', ['netns', 'del', NS]);
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`collector-ab: ${sig}: stopping the gateway and deleting ${NS}\n`);
-    cleanUp();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  });
-}
+atInterrupt(deleteNamespace);
 execFileSync('ip', ['netns', 'add', NS]);
 execFileSync('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
 const sys = await BpfSys.open();
@@ -55,29 +38,9 @@ interface Figures {
 }
 
 async function trial(tree: string): Promise<Figures> {
-  const dir = mkdtempSync(join(tmpdir(), 'lpgw-cab-'));
-  const p = spawn('ip', ['netns', 'exec', NS, process.execPath, join(tree, 'bin/lp-gateway.js'), 'run', '--data-dir', dir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--mock-ecash', '--collector', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LPGW_CONFIG: '/dev/null', LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000' },
-  });
-  current = p;
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  const gw = await startTreeGateway(tree, { netns: NS, args: ['--collector'] });
   try {
-    let progId = -1;
-    let identity = '';
-    const http = await new Promise<string>((resolve, reject) => {
-      p.once('exit', (c) => reject(new Error(`gateway exited ${c}`)));
-      createInterface({ input: p.stdout }).on('line', (l) => {
-        try {
-          const rec = JSON.parse(l) as { msg?: string; http?: string; prog_id?: number; identity?: string };
-          if (typeof rec.identity === 'string') identity = rec.identity;
-          if (rec.msg === 'collector attached' && typeof rec.prog_id === 'number') progId = rec.prog_id;
-          if (rec.msg === 'gateway listening') resolve(`http://${rec.http}`);
-        } catch {
-          /* not JSON */
-        }
-      });
-    });
+    const { progId, http, identity } = gw;
     const stats = (): { ns: bigint; cnt: bigint } => {
       const fd = sys.fdById('prog', progId);
       if (fd === null) throw new Error('collector program not found');
@@ -89,20 +52,16 @@ async function trial(tree: string): Promise<Figures> {
       runJson('ip', ['netns', 'exec', NS, process.execPath, 'bin/gateway-probe.js', 'load', '--compact', '-q', '--entry', http, '--entry-identity', identity, '--transport', 'udp', '--concurrency', '16', '--duration', s], 120_000);
     await load('1');
     const s0 = stats();
-    const c0 = procCpu(p.pid as number);
+    const c0 = procCpu(gw.pid);
     const report = (await load(secondsArg)) as { handshakes: { completed: number } };
-    const c1 = procCpu(p.pid as number);
+    const c1 = procCpu(gw.pid);
     const s1 = stats();
     const hs = report.handshakes.completed;
     const bpfUsPerHs = Number(s1.ns - s0.ns) / 1000 / hs;
     const gwUsPerHs = ((c1 - c0) * 1e6) / hs;
     return { bpfUsPerHs, nsPerRun: Number(s1.ns - s0.ns) / Number(s1.cnt - s0.cnt), gwUsPerHs, share: bpfUsPerHs / gwUsPerHs };
   } finally {
-    // `exited` was made at spawn, so a gateway that already died (its start failing) cannot leave this waiting
-    p.kill('SIGTERM');
-    await exited;
-    current = null;
-    rmSync(dir, { recursive: true, force: true });
+    await gw.stop();
   }
 }
 
@@ -113,7 +72,7 @@ try {
   }
 } finally {
   sys.close(statsFd);
-  cleanUp();
+  deleteNamespace();
 }
 const med = (x: Figures[], f: keyof Figures): number => median(x.map((y) => y[f]));
 process.stdout.write(

@@ -6,12 +6,8 @@
  * compared at the same packets per second, which steadies the comparison on a noisy host.
  *   node --import tsx bench/lib/rt-ab.ts <A dir> <B dir> <udp|tcp-stream> [rounds] [seconds] [rate/s]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { median, procCpu, runJson } from './bench-util.js';
+import { startTreeGateway } from './tree-gateway.js';
 
 const [a, b, transport = 'udp', roundsArg = '4', secondsArg = '8', rateArg = '0'] = process.argv.slice(2);
 if (!a || !b) {
@@ -20,31 +16,14 @@ if (!a || !b) {
 }
 
 async function trial(tree: string): Promise<{ us: number; perSec: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'lpgw-ab-'));
-  const p = spawn(process.execPath, [join(tree, 'bin/lp-gateway.js'), 'run', '--data-dir', dir, '--http', '127.0.0.1:0', '--lp-tcp', '127.0.0.1:0', '--lp-udp', '127.0.0.1:0', '--mock-ecash', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LPGW_CONFIG: '/dev/null', LPGW_LP_HELLO_RATE_PER_SEC: '1000000', LPGW_LP_HELLO_BURST: '1000000', LP_GATEWAY_FROM_SOURCE: '0' },
-  });
+  const gw = await startTreeGateway(tree);
   try {
-    const http = await new Promise<string>((resolve, reject) => {
-      p.once('exit', (c) => reject(new Error(`gateway exited ${c}`)));
-      createInterface({ input: p.stdout }).on('line', (l) => {
-        try {
-          const rec = JSON.parse(l) as { msg?: string; http?: string };
-          if (rec.msg === 'gateway listening') resolve(`http://${rec.http}`);
-        } catch {
-          /* not JSON */
-        }
-      });
-    });
-    const c0 = procCpu(p.pid as number);
-    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', http, transport, '32', secondsArg, '64', rateArg], 120_000)) as { roundTrips: number; perSec: number };
-    const c1 = procCpu(p.pid as number);
+    const c0 = procCpu(gw.pid);
+    const r = (await runJson(process.execPath, ['--import', 'tsx', 'bench/clients/ping-load.ts', gw.http, transport, '32', secondsArg, '64', rateArg], 120_000)) as { roundTrips: number; perSec: number };
+    const c1 = procCpu(gw.pid);
     return { us: ((c1 - c0) * 1e6) / r.roundTrips, perSec: r.perSec };
   } finally {
-    p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await gw.stop();
   }
 }
 
