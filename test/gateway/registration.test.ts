@@ -545,12 +545,12 @@ for (const backend of BACKENDS) {
     });
 
     describe('tickets CLI', () => {
+      const LP_GATEWAY_BIN = fileURLToPath(new URL('../../bin/lp-gateway.js', import.meta.url));
       /**
        * Runs `lp-gateway …` as a process and collects its output. Not by swapping process.stdout.write in this
        * process: the test runner reports results on this process's stdout, and a report written during the swap
        * was swallowed — a test vanished from the count now and then (a failure would have vanished too).
        */
-      const LP_GATEWAY_BIN = fileURLToPath(new URL('../../bin/lp-gateway.js', import.meta.url));
       function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
         return new Promise((resolve, reject) => {
           execFile(process.execPath, [LP_GATEWAY_BIN, ...args], { timeout: 60_000 }, (e, out, err) => {
