@@ -53,20 +53,24 @@ export class LruTable<V> {
     return e !== undefined && e.expiresAt > this.now();
   }
 
+  /** The entry of `key` if present and live; an expired one is dropped ('expire'). A miss reads no clock. */
+  private live(key: number): Entry<V> | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || e.expiresAt > this.now()) return e;
+    this.map.delete(key);
+    this.onDrop(e.value, key, 'expire');
+    return undefined;
+  }
+
   /**
    * The value, made the most recently used; with `refresh` its lifetime starts again. An expired entry is
    * dropped ('expire') and undefined returned.
    */
   get(key: number, refresh = false): V | undefined {
-    const e = this.map.get(key);
+    const e = this.live(key);
     if (e === undefined) return undefined;
-    const now = this.now();
+    if (refresh) e.expiresAt = this.now() + this.ttlMs;
     this.map.delete(key);
-    if (e.expiresAt <= now) {
-      this.onDrop(e.value, key, 'expire');
-      return undefined;
-    }
-    if (refresh) e.expiresAt = now + this.ttlMs;
     this.map.set(key, e);
     return e.value;
   }
@@ -77,14 +81,7 @@ export class LruTable<V> {
    * An expired entry is dropped ('expire') and undefined returned, as by get.
    */
   peek(key: number): V | undefined {
-    const e = this.map.get(key);
-    if (e === undefined) return undefined;
-    if (e.expiresAt <= this.now()) {
-      this.map.delete(key);
-      this.onDrop(e.value, key, 'expire');
-      return undefined;
-    }
-    return e.value;
+    return this.live(key)?.value;
   }
 
   /** Inserts or replaces (a replaced value is not dropped: its owner moved it), as the most recently used. */
